@@ -1,0 +1,53 @@
+# The two commands of the quick start: `make demo` and `make test`. Both bootstrap what is missing
+# (Node 24 and pnpm into ~/.cache/kubevirt-ts/tools, never globally) and reuse it on the next run.
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -eu -o pipefail -c
+TOOLS_BIN := $(shell scripts/bootstrap.sh --bin-dir)
+export PATH := $(CURDIR)/node_modules/.bin:$(TOOLS_BIN):$(PATH)
+DEVCLUSTER := node --conditions=@kubevirt-ts/source packages/devcluster/src/cli.ts
+RESULTS := .test-results
+
+.PHONY: setup build lint typecheck unit integration test demo demo-down bench clean
+
+setup:
+	@if [ ! -d node_modules ] || [ pnpm-lock.yaml -nt node_modules/.modules.yaml ]; then pnpm install --frozen-lockfile; fi
+	pnpm turbo run generate --output-logs=errors-only
+
+build: setup
+	pnpm turbo run build
+
+lint: setup
+	pnpm turbo run lint typecheck
+	pnpm prettier --check . --log-level warn
+
+unit: setup
+	mkdir -p $(RESULTS)
+	vitest run --reporter=default --reporter=json --outputFile.json=$(RESULTS)/unit.json
+
+# Integration and e2e suites run inside one devcluster (started here, torn down at the end). To use a cluster
+# that is already up instead: KUBEVIRT_TS_DEVCLUSTER=keep make integration.
+integration: setup
+	mkdir -p $(RESULTS)
+	$(DEVCLUSTER) test -- vitest run --config vitest.integration.config.ts --reporter=default --reporter=json --outputFile.json=$(RESULTS)/integration.json
+
+test: setup
+	rm -rf $(RESULTS)
+	status=0
+	$(MAKE) --no-print-directory lint || status=1
+	$(MAKE) --no-print-directory unit || status=1
+	$(MAKE) --no-print-directory integration || status=1
+	node scripts/test-summary.ts $(RESULTS) || status=1
+	exit $$status
+
+demo: setup
+	$(DEVCLUSTER) demo
+
+demo-down: setup
+	$(DEVCLUSTER) down
+
+bench: setup
+	pnpm turbo run bench --concurrency=1
+
+clean:
+	rm -rf node_modules packages/*/node_modules packages/*/dist .turbo $(RESULTS)
