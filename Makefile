@@ -20,6 +20,7 @@ build: setup
 lint: setup
 	pnpm turbo run lint typecheck
 	pnpm prettier --check . --log-level warn
+	node scripts/chart-versions.ts --check
 
 unit: setup
 	mkdir -p $(RESULTS)

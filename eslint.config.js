@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', '**/src/gen/**', '**/node_modules/**', 'charts/**', '**/*.config.*', 'eslint.config.js'] },
+  { ignores: ['**/dist/**', '**/src/gen/**', '**/node_modules/**', '**/*.config.*', 'eslint.config.js'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

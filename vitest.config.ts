@@ -4,5 +4,14 @@ import shared from './vitest.shared.ts';
 
 export default mergeConfig(
   shared,
-  defineConfig({ test: { include: ['packages/*/src/**/*.test.ts', 'scripts/**/*.test.ts', 'charts/*/test/**/*.test.ts'] } }),
+  defineConfig({
+    test: {
+      include: [
+        'packages/*/src/**/*.test.ts',
+        'scripts/**/*.test.ts',
+        'charts/*/test/**/*.test.ts',
+        'test/bundle/**/*.test.ts',
+      ],
+    },
+  }),
 );

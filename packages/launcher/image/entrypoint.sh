@@ -1,0 +1,8 @@
+#!/bin/sh
+# Entry point of the virt-launcher image: make the baked-in QEMU capability cache valid on this node, then hand
+# over to virt-launcher (exec, so it receives the pod's SIGTERM directly from tini).
+set -eu
+# The cache only saves time: if refreshing it fails, libvirt probes QEMU itself (slower, still correct).
+/usr/local/lib/kubevirt-ts/refresh-capability-cache.sh ||
+  echo "virt-launcher entrypoint: could not refresh the QEMU capability cache; libvirt will probe QEMU (about 8 s)" >&2
+exec node /app/dist/main.js "$@"
