@@ -19,8 +19,12 @@ build: setup
 
 lint: setup
 	pnpm turbo run lint typecheck
+	tsc -p tsconfig.json
+	eslint scripts test
 	pnpm prettier --check . --log-level warn
 	node scripts/chart-versions.ts --check
+	pnpm --filter @kubevirt-ts/schema crds:check
+	pnpm --filter @kubevirt-ts/schema coverage:check
 
 unit: setup
 	mkdir -p $(RESULTS)
