@@ -1,1 +1,44 @@
-export {};
+// @kubevirt-ts/devcluster: a real local Kubernetes for tests, development and demos. The CLI is src/cli.ts; this
+// entry exports the pieces other packages and scripts use. Test helpers: '@kubevirt-ts/devcluster/testing'.
+export {
+  clusterEnv,
+  clusterStatus,
+  down,
+  execInCluster,
+  loadKubeConfig,
+  readClusterState,
+  requireRunning,
+  up,
+  type ClusterStatus,
+  type DownOptions,
+  type UpOptions,
+  type UpResult,
+} from './cluster.ts';
+export {
+  ensureBinaries,
+  HELM_SOURCE,
+  KUBERNETES_COMMANDS,
+  pinnedVersions,
+  type Binaries,
+} from './binaries.ts';
+export { DevclusterError } from './errors.ts';
+export { expose, exposeManifests, ipv4InCidr, type ExposeOptions } from './expose.ts';
+export {
+  defaultCacheRoot,
+  defaultStateDir,
+  ENV,
+  NETWORK,
+  PORTS,
+  SERVICE_ACCOUNTS,
+  SERVICE_NAMESPACE,
+  type ServiceAccountName,
+} from './layout.ts';
+export {
+  createCertificateAuthority,
+  issueCertificate,
+  loadCertificateAuthority,
+  type CertAndKey,
+  type CertificateAuthority,
+  type CertRequest,
+} from './pki.ts';
+export type { ClusterState, ComponentSpec, ComponentStatus, SupervisorStatus } from './spec.ts';

@@ -1,0 +1,124 @@
+// Where devcluster puts things: the private network inside its network namespace, the ports, the state dir
+// (per machine user, outside any clone) and the binary cache. Every other module takes its paths from here.
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+/**
+ * The cluster network. All of it exists only inside the network namespaces devcluster creates; nothing here is
+ * routed to or from the host, so these private ranges never carry traffic outside the machine's own namespaces.
+ */
+export const NETWORK = {
+  /** Network namespace of the control plane (and, later, the parent of each node's namespace). */
+  namespace: 'kvts-dc',
+  /** Every namespace devcluster creates starts with this, so a reclaim finds them all (nodes add `-nN`). */
+  namespacePrefix: 'kvts-dc',
+  /** Bridge inside the namespace; node namespaces (part 2) attach to it with veth pairs. */
+  bridge: 'kvts0',
+  /** The devcluster network on the bridge: .0.1 is the control plane, nodes get .1.N (part 2). */
+  subnet: '172.30.0.0/16',
+  prefixLength: 16,
+  /** The API server's advertised address and the default address of processes run with `devcluster exec`. */
+  controlPlaneAddress: '172.30.0.1',
+  /** Pod addresses: the controller-manager gives node N the range 10.244.N.0/24. */
+  podCidr: '10.244.0.0/16',
+  nodeCidrMaskSize: 24,
+  /** ClusterIP range; the first address is the `kubernetes` Service. */
+  serviceCidr: '10.96.0.0/16',
+  kubernetesServiceIp: '10.96.0.1',
+  clusterDomain: 'cluster.local',
+} as const;
+
+export const PORTS = {
+  apiserver: 6443,
+  etcdClient: 2379,
+  etcdPeer: 2380,
+  controllerManager: 10257,
+  scheduler: 10259,
+  /** Host side of the forwarder (127.0.0.1); override with --port or KUBEVIRT_TS_DEVCLUSTER_PORT. */
+  hostApiserverDefault: 36443,
+} as const;
+
+/** Namespace and ServiceAccounts of our services (DESIGN.md §4b); devcluster mints a kubeconfig for each. */
+export const SERVICE_NAMESPACE = 'kubevirt';
+export const SERVICE_ACCOUNTS = ['virt-controller', 'virt-api', 'virt-handler'] as const;
+export type ServiceAccountName = (typeof SERVICE_ACCOUNTS)[number];
+
+export const ENV = {
+  stateDir: 'KUBEVIRT_TS_DEVCLUSTER_STATE',
+  hostPort: 'KUBEVIRT_TS_DEVCLUSTER_PORT',
+  mode: 'KUBEVIRT_TS_DEVCLUSTER',
+  integration: 'KUBEVIRT_TS_INTEGRATION',
+} as const;
+
+type Env = Record<string, string | undefined>;
+
+function home(env: Env): string {
+  return env.HOME ?? homedir();
+}
+
+/** `${XDG_STATE_HOME:-~/.local/state}/kubevirt-ts/devcluster`, or KUBEVIRT_TS_DEVCLUSTER_STATE. */
+export function defaultStateDir(env: Env = process.env): string {
+  const explicit = env[ENV.stateDir];
+  if (explicit) return explicit;
+  const base = env.XDG_STATE_HOME || join(home(env), '.local', 'state');
+  return join(base, 'kubevirt-ts', 'devcluster');
+}
+
+/** `${XDG_CACHE_HOME:-~/.cache}/kubevirt-ts`: shared with the toolchain bootstrap (tools/) and CI on this machine. */
+export function defaultCacheRoot(env: Env = process.env): string {
+  const base = env.XDG_CACHE_HOME || join(home(env), '.cache');
+  return join(base, 'kubevirt-ts');
+}
+
+export interface StatePaths {
+  root: string;
+  /** The cluster description `up` writes and the supervisor, `status` and the test harness read. */
+  clusterFile: string;
+  pki: string;
+  kubeconfigs: string;
+  etcdData: string;
+  logs: string;
+  run: string;
+  controlSocket: string;
+  apiserverSocket: string;
+  etcdSocket: string;
+  controllerManagerSocket: string;
+  schedulerSocket: string;
+  supervisorPidFile: string;
+  supervisorLog: string;
+  /** Serialises `up` and `down` on this state dir. */
+  lockFile: string;
+}
+
+export function statePaths(root: string): StatePaths {
+  const run = join(root, 'run');
+  const logs = join(root, 'logs');
+  return {
+    root,
+    clusterFile: join(root, 'cluster.json'),
+    pki: join(root, 'pki'),
+    kubeconfigs: join(root, 'kubeconfig'),
+    etcdData: join(root, 'etcd'),
+    logs,
+    run,
+    controlSocket: join(run, 'control.sock'),
+    apiserverSocket: join(run, 'apiserver.sock'),
+    etcdSocket: join(run, 'etcd.sock'),
+    controllerManagerSocket: join(run, 'controller-manager.sock'),
+    schedulerSocket: join(run, 'scheduler.sock'),
+    supervisorPidFile: join(run, 'supervisor.pid'),
+    supervisorLog: join(logs, 'supervisor.log'),
+    lockFile: join(root, 'lock'),
+  };
+}
+
+/** A unix socket path holds at most 107 bytes; say so up front instead of failing inside a forwarder. */
+export const MAX_SOCKET_PATH = 107;
+
+export function componentLogFile(paths: StatePaths, component: string): string {
+  return join(paths.logs, `${component}.log`);
+}
+
+export function componentPidFile(paths: StatePaths, component: string): string {
+  return join(paths.run, `${component}.pid`);
+}
