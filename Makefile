@@ -4,7 +4,11 @@ SHELL := /bin/bash
 .ONESHELL:
 .SHELLFLAGS := -eu -o pipefail -c
 TOOLS_BIN := $(shell scripts/bootstrap.sh --bin-dir)
-export PATH := $(CURDIR)/node_modules/.bin:$(TOOLS_BIN):$(PATH)
+# The control-plane binaries, helm and kubectl devcluster builds (versioned by the pin in its go.mod).
+K8S_VERSION := $(shell awk '$$1 == "require" && $$2 == "k8s.io/kubernetes" {print $$3}' packages/devcluster/go/k8s/go.mod)
+K8S_BIN := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kubevirt-ts/k8s/$(K8S_VERSION)/bin
+export PATH := $(CURDIR)/node_modules/.bin:$(TOOLS_BIN):$(K8S_BIN):$(PATH)
+export HELM := $(K8S_BIN)/helm
 DEVCLUSTER := node --conditions=@kubevirt-ts/source packages/devcluster/src/cli.ts
 RESULTS := .test-results
 
@@ -13,6 +17,8 @@ RESULTS := .test-results
 setup:
 	@if [ ! -d node_modules ] || [ pnpm-lock.yaml -nt node_modules/.modules.yaml ]; then pnpm install --frozen-lockfile; fi
 	pnpm turbo run generate --output-logs=errors-only
+	scripts/install-hypervisor.sh
+	$(DEVCLUSTER) build
 
 build: setup
 	pnpm turbo run build
