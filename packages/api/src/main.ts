@@ -1,7 +1,16 @@
 #!/usr/bin/env node
 // virt-api: admission webhooks for the kubevirt.io resources and the aggregated subresources.kubevirt.io API.
-// For now it only brings up the shared runtime (flags, logger, health/metrics port, SIGTERM handling).
-import { flag, kubeFlags, packageVersion, startService } from '@kubevirt-ts/runtime';
+// It serves HTTPS on --port with the certificate virt-controller keeps in a Secret (or, in development, from
+// --tls-cert-file/--tls-key-file), and reports ready once it has that certificate and its caches are in sync.
+import {
+  errorMessage,
+  flag,
+  kubeFlags,
+  loadKubeConfig,
+  packageVersion,
+  startService,
+} from '@kubevirt-ts/runtime';
+import { startVirtApi, type ServingCertificate } from './app.ts';
 
 const service = await startService({
   name: 'virt-api',
@@ -17,8 +26,76 @@ const service = await startService({
       env: 'POD_NAMESPACE',
       default: 'kubevirt',
     }),
+    port: flag.port({
+      description: 'HTTPS port of the webhooks and the aggregated API (the Service maps 443 to it)',
+      default: 8443,
+    }),
+    bindAddress: flag.string({
+      description: 'Address the HTTPS port binds to (default: all interfaces)',
+      valueName: 'address',
+    }),
+    tlsSecret: flag.string({
+      description:
+        'Secret (in --namespace) with the serving certificate, kept and rotated by virt-controller',
+      default: 'kubevirt-virt-api-certs',
+    }),
+    tlsCertFile: flag.string({
+      description:
+        'Serve this certificate file instead of the Secret (development); reloaded when it changes',
+      valueName: 'path',
+    }),
+    tlsKeyFile: flag.string({
+      description: 'Private key of --tls-cert-file',
+      valueName: 'path',
+    }),
+    privilegedServiceAccounts: flag.string({
+      description:
+        'Comma-separated service accounts that may change a VMI status and spec, as name (in --namespace) or\n' +
+        'namespace:name; the status changes of anyone else are reverted',
+      default: 'virt-controller,virt-handler',
+      valueName: 'names',
+    }),
   },
   healthPort: 8187,
+  // Webhooks sit behind a Service: give endpoint removal a moment before the port closes.
+  shutdownDelayMs: 2_000,
 });
 
-service.log.warn('webhooks and subresource API not implemented yet: serving health and metrics only');
+const { config, log } = service;
+try {
+  if ((config.tlsCertFile === undefined) !== (config.tlsKeyFile === undefined)) {
+    throw new Error(
+      '--tls-cert-file and --tls-key-file go together: give both, or neither to use --tls-secret',
+    );
+  }
+  const certificate: ServingCertificate =
+    config.tlsCertFile !== undefined && config.tlsKeyFile !== undefined
+      ? { kind: 'files', certFile: config.tlsCertFile, keyFile: config.tlsKeyFile }
+      : { kind: 'secret', name: config.tlsSecret };
+  const { kubeConfig, source } = loadKubeConfig({ kubeconfig: config.kubeconfig });
+  log.info({ source, server: kubeConfig.getCurrentCluster()?.server }, 'Kubernetes client configured');
+  const api = startVirtApi({
+    kubeConfig,
+    namespace: config.namespace,
+    log,
+    registry: service.registry,
+    version: service.version,
+    port: config.port,
+    ...(config.bindAddress === undefined ? {} : { host: config.bindAddress }),
+    certificate,
+    privilegedServiceAccounts: config.privilegedServiceAccounts
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== ''),
+  });
+  service.health.addReadinessCheck('virt-api', () => api.ready());
+  service.shutdown.register('virt-api', () => api.stop());
+  void api.listening.catch(async (err: unknown) => {
+    log.fatal({ error: errorMessage(err) }, 'cannot serve HTTPS');
+    process.exit(await service.shutdown.shutdown('HTTPS listen failed').then(() => 1));
+  });
+} catch (err) {
+  log.fatal({ error: errorMessage(err) }, 'cannot start');
+  await service.shutdown.shutdown('startup failed');
+  process.exit(1);
+}

@@ -43,6 +43,15 @@ describe('HealthServer', () => {
     expect(verbose.body).toBe('[+]informers-synced ok\n[+]grpc ok\nreadyz check passed\n');
   });
 
+  it('shows what a passing check has to say on ?verbose, and the detail of a failing one as its reason', async () => {
+    const { server, get } = await start();
+    server.addReadinessCheck('leader-election', () => ({ ok: true, detail: 'standby; leader is pod-a' }));
+    expect(await get('/readyz')).toMatchObject({ status: 200, body: 'readyz check passed\n' });
+    expect((await get('/readyz?verbose')).body).toBe('[+]leader-election ok: standby; leader is pod-a\nreadyz check passed\n');
+    server.addReadinessCheck('caches', () => ({ ok: false, detail: 'vmi informer not synced' }));
+    expect((await get('/readyz')).body).toContain('[-]caches failed: vmi informer not synced');
+  });
+
   it('reports each failing check with its reason, including throwing and hanging ones', async () => {
     const { server, get } = await start(50);
     server.addReadinessCheck('leader', () => true);

@@ -9,8 +9,12 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 
-/** true when ready; false or a reason string when not. A check that throws or hangs counts as failing. */
-export type ReadinessCheck = () => boolean | string | Promise<boolean | string>;
+/**
+ * true when ready; false or a reason string when not; or `{ ok, detail }` to also say something when ready (which
+ * /readyz?verbose shows, e.g. whether this replica leads). A check that throws or hangs counts as failing.
+ */
+export type ReadinessOutcome = boolean | string | { ok: boolean; detail: string };
+export type ReadinessCheck = () => ReadinessOutcome | Promise<ReadinessOutcome>;
 
 export interface HealthServerOptions {
   port: number;
@@ -27,6 +31,8 @@ export interface ReadinessResult {
   name: string;
   ok: boolean;
   reason?: string;
+  /** What a passing check had to say. */
+  detail?: string;
 }
 
 export class HealthServer {
@@ -108,6 +114,9 @@ export class HealthServer {
           timer = setTimeout(() => resolve(`no answer within ${timeoutMs} ms`), timeoutMs);
         });
         const outcome = await Promise.race([Promise.resolve().then(check), timeout]);
+        if (typeof outcome === 'object') {
+          return outcome.ok ? { name, ok: true, detail: outcome.detail } : { name, ok: false, reason: outcome.detail };
+        }
         return outcome === true
           ? { name, ok: true }
           : { name, ok: false, reason: typeof outcome === 'string' ? outcome : 'not ready' };
@@ -138,7 +147,9 @@ export class HealthServer {
         const ok = results.every((r) => r.ok);
         const verbose = url.searchParams.has('verbose') || !ok;
         const lines = verbose
-          ? results.map((r) => (r.ok ? `[+]${r.name} ok` : `[-]${r.name} failed: ${r.reason ?? 'not ready'}`))
+          ? results.map((r) =>
+              r.ok ? `[+]${r.name} ok${r.detail ? `: ${r.detail}` : ''}` : `[-]${r.name} failed: ${r.reason ?? 'not ready'}`,
+            )
           : [];
         lines.push(ok ? 'readyz check passed' : 'readyz check failed');
         res

@@ -8,4 +8,5 @@ export * from './logger.ts';
 export * from './metrics.ts';
 export * from './service.ts';
 export * from './shutdown.ts';
+export * from './tls.ts';
 export * from './workqueue.ts';

@@ -1,0 +1,295 @@
+// What the virt-api integration suites share: the services run as processes from source (as `devcluster exec`
+// runs them, inside the cluster's network namespace, so the API server can call them), each with its own
+// service account from devcluster, and the least RBAC they need for one test namespace.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import {
+  ApiException,
+  KubernetesObjectApi,
+  PatchStrategy,
+  type KubeConfig,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
+import { crdYaml, crds } from '@kubevirt-ts/schema';
+import { eventually } from '@kubevirt-ts/devcluster/testing';
+
+export const FIELD_MANAGER = 'kubevirt-ts-tests';
+/** devcluster's identities for our services (DESIGN.md §4b). */
+export const SERVICE_NAMESPACE = 'kubevirt';
+
+export interface ServiceProcess {
+  readonly name: string;
+  readonly lines: Record<string, unknown>[];
+  /** Resolves with the first log line matching `pred`; rejects if the process exits first. */
+  waitForLine(
+    pred: (line: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>;
+  /** SIGTERM, then the exit code. */
+  stop(): Promise<number | null>;
+}
+
+const mains = {
+  'virt-api': fileURLToPath(new URL('../src/main.ts', import.meta.url)),
+  'virt-controller': fileURLToPath(new URL('../../controller/src/main.ts', import.meta.url)),
+};
+
+/** Starts a service's main.ts with node and the source condition, collecting its JSON log lines. */
+export function startService(name: keyof typeof mains, args: string[]): ServiceProcess {
+  const child: ChildProcess = spawn(
+    process.execPath,
+    ['--conditions=@kubevirt-ts/source', mains[name], ...args],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, POD_NAMESPACE: '', POD_NAME: '' },
+    },
+  );
+  const lines: Record<string, unknown>[] = [];
+  const waiters = new Set<() => void>();
+  let exitCode: number | null | undefined;
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('exit', (code) => {
+      exitCode = code;
+      for (const w of waiters) w();
+      resolve(code);
+    }),
+  );
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    try {
+      lines.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      lines.push({ msg: line });
+    }
+    for (const w of waiters) w();
+  });
+  const describeExit = () =>
+    `${name} exited with ${exitCode}; last log lines: ${JSON.stringify(lines.slice(-10))}; stderr: ${stderr}`;
+  return {
+    name,
+    lines,
+    waitForLine(pred, timeoutMs = 60_000) {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(
+            new Error(
+              `${name}: no matching log line within ${timeoutMs} ms: ${JSON.stringify(lines.slice(-10))}`,
+            ),
+          );
+        }, timeoutMs);
+        const check = () => {
+          const hit = lines.find(pred);
+          if (hit !== undefined || exitCode !== undefined) {
+            clearTimeout(timer);
+            waiters.delete(check);
+            if (hit !== undefined) resolve(hit);
+            else reject(new Error(describeExit()));
+          }
+        };
+        waiters.add(check);
+        check();
+      });
+    },
+    async stop() {
+      if (exitCode === undefined) child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      try {
+        return await exited;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
+}
+
+/** Server-side apply of any object, as the tests' field manager. */
+export async function apply<T extends KubernetesObject>(kc: KubeConfig, obj: T): Promise<T> {
+  const client = KubernetesObjectApi.makeApiClient(kc);
+  return client.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+}
+
+/** Deletes an object, ignoring "not found". */
+export async function remove(kc: KubeConfig, obj: KubernetesObject): Promise<void> {
+  try {
+    await KubernetesObjectApi.makeApiClient(kc).delete(obj);
+  } catch (err) {
+    if (!(err instanceof ApiException && err.code === 404)) throw err;
+  }
+}
+
+/**
+ * Applies every CRD of the schema package with kubectl and waits until each is Established. (client-node's
+ * object API would drop the `x-kubernetes-*` keys: it serializes through its typed models.)
+ */
+export async function installCrds(kc: KubeConfig, kubectl: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const child = execFile(
+      kubectl,
+      ['apply', '--server-side', `--field-manager=${FIELD_MANAGER}`, '--force-conflicts', '-f', '-'],
+      { env: process.env, timeout: 120_000 },
+      (err, _stdout, stderr) =>
+        err ? reject(new Error(`kubectl apply of the CRDs failed: ${stderr}`)) : resolve(),
+    );
+    child.stdin?.end(crdYaml());
+  });
+  const client = KubernetesObjectApi.makeApiClient(kc);
+  for (const crd of crds()) {
+    await eventually(
+      async () => {
+        const got = (await client.read({
+          apiVersion: 'apiextensions.k8s.io/v1',
+          kind: 'CustomResourceDefinition',
+          metadata: { name: crd.metadata.name },
+        })) as { status?: { conditions?: { type: string; status: string }[] } };
+        return got.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ?? false;
+      },
+      { timeoutMs: 60_000, description: `CRD ${crd.metadata.name} to be Established` },
+    );
+  }
+}
+
+export interface RbacNames {
+  /** The test namespace: certificates, leases and test objects live here. */
+  namespace: string;
+  secrets: string[];
+  mutating: string;
+  validating: string;
+  apiService: string;
+}
+
+const sa = (name: string) => ({ kind: 'ServiceAccount', name, namespace: SERVICE_NAMESPACE });
+
+/**
+ * The permissions virt-controller's certificate loop and virt-api need for one test namespace, granted to
+ * devcluster's service accounts: the same rules as the chart's, with the test's names. Cluster-scoped objects
+ * carry the namespace in their name, so suites never share them.
+ */
+export function rbacObjects(n: RbacNames): KubernetesObject[] {
+  const suffix = n.namespace;
+  const role = (name: string, namespace: string, rules: unknown[]) => ({
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'Role',
+    metadata: { name, namespace },
+    rules,
+  });
+  const binding = (
+    kind: 'RoleBinding' | 'ClusterRoleBinding',
+    name: string,
+    namespace: string | undefined,
+    roleKind: string,
+    roleName: string,
+    subject: string,
+  ) => ({
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind,
+    metadata: namespace === undefined ? { name } : { name, namespace },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: roleKind, name: roleName },
+    subjects: [sa(subject)],
+  });
+  return [
+    role('test-virt-controller', n.namespace, [
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create', 'get', 'update'] },
+      { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
+      {
+        apiGroups: [''],
+        resources: ['secrets'],
+        resourceNames: n.secrets,
+        verbs: ['get', 'list', 'watch', 'update', 'patch'],
+      },
+      // Stands in for the VMI controller in the status test.
+      {
+        apiGroups: ['kubevirt.io'],
+        resources: ['virtualmachineinstances'],
+        verbs: ['get', 'list', 'update', 'patch'],
+      },
+    ]),
+    binding(
+      'RoleBinding',
+      'test-virt-controller',
+      n.namespace,
+      'Role',
+      'test-virt-controller',
+      'virt-controller',
+    ),
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name: `test-virt-controller-${suffix}` },
+      rules: [
+        {
+          apiGroups: ['admissionregistration.k8s.io'],
+          resources: ['mutatingwebhookconfigurations'],
+          resourceNames: [n.mutating],
+          verbs: ['get', 'list', 'watch', 'update', 'patch'],
+        },
+        {
+          apiGroups: ['admissionregistration.k8s.io'],
+          resources: ['validatingwebhookconfigurations'],
+          resourceNames: [n.validating],
+          verbs: ['get', 'list', 'watch', 'update', 'patch'],
+        },
+        {
+          apiGroups: ['apiregistration.k8s.io'],
+          resources: ['apiservices'],
+          resourceNames: [n.apiService],
+          verbs: ['get', 'list', 'watch', 'update', 'patch'],
+        },
+      ],
+    },
+    binding(
+      'ClusterRoleBinding',
+      `test-virt-controller-${suffix}`,
+      undefined,
+      'ClusterRole',
+      `test-virt-controller-${suffix}`,
+      'virt-controller',
+    ),
+    role('test-virt-api', n.namespace, [
+      {
+        apiGroups: [''],
+        resources: ['secrets'],
+        resourceNames: n.secrets.slice(1, 2),
+        verbs: ['get', 'list', 'watch'],
+      },
+      { apiGroups: ['kubevirt.io'], resources: ['kubevirts'], verbs: ['get', 'list', 'watch'] },
+    ]),
+    binding('RoleBinding', 'test-virt-api', n.namespace, 'Role', 'test-virt-api', 'virt-api'),
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name: `test-virt-api-${suffix}` },
+      rules: [
+        {
+          apiGroups: ['instancetype.kubevirt.io'],
+          resources: [
+            'virtualmachineinstancetypes',
+            'virtualmachineclusterinstancetypes',
+            'virtualmachinepreferences',
+            'virtualmachineclusterpreferences',
+          ],
+          verbs: ['get', 'list', 'watch'],
+        },
+      ],
+    },
+    binding(
+      'ClusterRoleBinding',
+      `test-virt-api-${suffix}`,
+      undefined,
+      'ClusterRole',
+      `test-virt-api-${suffix}`,
+      'virt-api',
+    ),
+    // The front-proxy CA is published in kube-system; this built-in Role reads exactly that ConfigMap.
+    binding(
+      'RoleBinding',
+      `test-virt-api-auth-${suffix}`,
+      'kube-system',
+      'Role',
+      'extension-apiserver-authentication-reader',
+      'virt-api',
+    ),
+  ] as KubernetesObject[];
+}
