@@ -1,9 +1,12 @@
 #!/usr/bin/env node
 // virt-launcher: runs one VMI in its pod through the pod's own libvirt daemon and QEMU.
-// For now it only brings up the shared runtime (flags, logger, health/metrics port, SIGTERM handling).
 // It takes no --kubeconfig: like KubeVirt's, the launcher never talks to the API server; everything it reports
 // goes to virt-handler over the Notify socket.
-import { flag, packageVersion, startService } from '@kubevirt-ts/runtime';
+// Subpath imports: the runtime's index also loads the Kubernetes client (about 60 MiB resident), which the
+// launcher never uses and every VM would pay for.
+import { flag } from '@kubevirt-ts/runtime/config';
+import { packageVersion, startService } from '@kubevirt-ts/runtime/service';
+import { Launcher } from './launcher.ts';
 
 // Default directories are the launcher pod's mounts (DESIGN.md §4a); per-volume paths derive from them and the VMI.
 const service = await startService({
@@ -49,12 +52,40 @@ const service = await startService({
       default: '/var/run/kubevirt/kernel-boot',
       valueName: 'path',
     }),
+    qemuCapabilitiesSeed: flag.string({
+      description:
+        "A folder of libvirt QEMU capability files (*.xml) copied into libvirt's empty cache at start, so the " +
+        'daemon does not probe QEMU (about 8 s) before the first VM starts; made by packages/launcher/src/capabilities-cache.ts',
+      valueName: 'path',
+    }),
   },
   healthPort: 8189,
 });
 
-const { namespace, name, uid } = service.config;
-service.log.warn(
-  { kind: 'VirtualMachineInstance', namespace, name, uid },
-  'launcher not implemented yet: serving health and metrics only',
-);
+const config = service.config;
+const identity = { name: config.name, namespace: config.namespace, uid: config.uid };
+const log = service.log.child({ kind: 'VirtualMachineInstance', ...identity });
+let launcher: Launcher;
+try {
+  launcher = await Launcher.start({
+    identity,
+    gracePeriodSeconds: config.gracePeriodSeconds,
+    useEmulation: config.useEmulation,
+    socketsDir: config.socketsDir,
+    privateDir: config.privateDir,
+    libvirtRuntimeDir: config.libvirtRuntimeDir,
+    containerDisksDir: config.containerDisksDir,
+    kernelBootDir: config.kernelBootDir,
+    capabilitiesSeed: config.qemuCapabilitiesSeed,
+    log,
+  });
+} catch (err) {
+  log.fatal({ err }, 'the launcher could not start');
+  process.exit(1);
+}
+// Registered after the health server's hook, so it runs first: the guest goes down while probes still answer.
+service.shutdown.register('launcher', (deadline) => launcher.stop(deadline));
+void launcher.done.then(async (why) => {
+  log.info({ why }, 'the domain is gone; the launcher exits');
+  process.exit(await service.shutdown.shutdown(why));
+});
