@@ -37,9 +37,16 @@ class FakeSource {
   watches: Record<string, unknown>[] = [];
   failLists = 0;
   failWatches = 0;
+  /** Lists wait for this before answering, so a test can act while a list is in flight. */
+  holdLists: Promise<void> | undefined;
+  /** Watches from a resourceVersion older than this are refused with 410 Gone, as after an etcd compaction. */
+  compactedRv = 0;
+  /** How the refusal comes: an ERROR event on an HTTP 200 stream (what kube-apiserver does) or an HTTP 410. */
+  goneAs: 'event' | 'http' = 'event';
 
   list = async (): Promise<KubernetesListObject<Obj>> => {
     await Promise.resolve();
+    if (this.holdLists) await this.holdLists;
     this.lists++;
     if (this.failLists > 0) {
       this.failLists--;
@@ -60,10 +67,24 @@ class FakeSource {
       done(Object.assign(new Error('Internal Server Error'), { statusCode: 500 }));
       return ctrl;
     }
+    if (Number(params.resourceVersion ?? 0) < this.compactedRv) {
+      if (this.goneAs === 'http') {
+        // client-node's Watch reports a non-200 answer through done before watch() returns.
+        done(Object.assign(new Error('Gone'), { statusCode: 410 }));
+      } else {
+        setTimeout(() => {
+          cb('ERROR', { kind: 'Status', code: 410, reason: 'Expired', message: 'too old resource version' });
+          done(null);
+        }, 0);
+      }
+      return ctrl;
+    }
     const w: Watcher = { params, cb, done, ctrl };
     this.watchers.add(w);
     ctrl.signal.addEventListener('abort', () => {
-      if (this.watchers.delete(w)) w.done(new DOMException('This operation was aborted', 'AbortError'));
+      // Like client-node's Watch, an abort is reported through done a little later.
+      if (this.watchers.delete(w))
+        queueMicrotask(() => w.done(new DOMException('This operation was aborted', 'AbortError')));
     });
     return ctrl;
   };
@@ -105,6 +126,11 @@ class FakeSource {
       this.watchers.delete(w);
       w.done(err);
     }
+  }
+
+  /** Forgets the history up to now: a watch from an older resourceVersion gets 410 Gone. */
+  compact(): void {
+    this.compactedRv = this.rv;
   }
 
   /** The server says the watch's resourceVersion is too old, then closes, as kube-apiserver does. */
@@ -301,6 +327,124 @@ describe('Informer', () => {
     expect(events).toEqual([]);
     expect(src.watches).toHaveLength(1);
     expect(informer.state).toBe('stopped');
+  });
+
+  // A caller that stops right after `synced` does so while the watch is still connecting. That late watch must not
+  // feed the stopped informer: whatever changes meanwhile has to be reported when it starts again, here through
+  // the relist that a 410 Gone forces (given as an ERROR event on a 200 stream, or as an HTTP 410).
+  it.each(['event', 'http'] as const)(
+    'stays unchanged while stopped and reports what changed meanwhile after a 410 (%s) on restart',
+    async (goneAs) => {
+      const { src, informer, events } = setup();
+      src.goneAs = goneAs;
+      src.put('kept');
+      src.put('doomed');
+      informer.start();
+      await informer.synced;
+      await informer.stop();
+      await settle();
+      expect(src.watchers.size).toBe(0);
+      events.length = 0;
+      src.remove('doomed');
+      src.put('born');
+      src.compact();
+      await settle();
+      expect(events).toEqual([]);
+      expect(informer.keys().sort()).toEqual(['ns/doomed', 'ns/kept']);
+
+      informer.start();
+      await settle();
+      expect(events.sort()).toEqual(['add born', 'delete doomed']);
+      expect(informer.keys().sort()).toEqual(['ns/born', 'ns/kept']);
+      expect(src.lists).toBe(2);
+      expect(informer.state).toBe('running');
+      expect(src.watches.at(-1)).toMatchObject({ resourceVersion: String(src.rv) });
+      await informer.stop();
+    },
+  );
+
+  it('drops a list that answers after stop', async () => {
+    const { src, informer, events } = setup();
+    src.put('a');
+    let release!: () => void;
+    src.holdLists = new Promise((resolve) => (release = resolve));
+    informer.start();
+    await settle();
+    await informer.stop();
+    release();
+    await settle();
+    expect(events).toEqual([]);
+    expect(informer.keys()).toEqual([]);
+    expect(informer.hasSynced()).toBe(false);
+    expect(src.watches).toHaveLength(0);
+
+    src.holdLists = undefined;
+    informer.start();
+    await informer.synced;
+    expect(events).toEqual(['add a']);
+    await informer.stop();
+  });
+
+  it('starts again after a stop with one watch, without restarting over and over', async () => {
+    const { src, informer, events } = setup();
+    src.put('a');
+    informer.start();
+    await informer.synced;
+    // Stopped while its watch connects, and started again once that watch would be up.
+    await informer.stop();
+    await settle();
+    informer.start();
+    await settle();
+    expect(informer.state).toBe('running');
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(informer.state).toBe('running');
+    expect(src.watches).toHaveLength(2);
+    expect(src.watchers.size).toBe(1);
+    expect(src.watches.at(-1)).toMatchObject({ resourceVersion: informer.resourceVersion() });
+    expect(src.lists).toBe(1);
+    src.put('b');
+    expect(events).toEqual(['add a', 'add b']);
+    await informer.stop();
+  });
+
+  it('reopens a watch the server closed, pausing only when closes without events repeat', async () => {
+    const { src, informer } = setup();
+    informer.start();
+    await informer.synced;
+    await settle();
+    src.endStreams();
+    await settle();
+    expect(src.watches).toHaveLength(2);
+    src.endStreams();
+    await settle();
+    expect(src.watches).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(src.watches).toHaveLength(3);
+    src.put('a');
+    src.endStreams();
+    await settle();
+    expect(src.watches).toHaveLength(4);
+    expect(src.lists).toBe(1);
+    expect(informer.keys()).toEqual(['ns/a']);
+    await informer.stop();
+  });
+
+  it('treats an ERROR event other than 410 as an error: backoff, then resume from the resourceVersion', async () => {
+    const { src, informer } = setup({ backoff: { baseMs: 1000, maxMs: 60_000 } });
+    src.put('a');
+    informer.start();
+    await informer.synced;
+    await settle();
+    const rv = informer.resourceVersion();
+    for (const w of src.watchers) w.cb('ERROR', { kind: 'Status', code: 500, message: 'internal error' });
+    await settle();
+    expect(informer.state).toBe('backoff');
+    expect(src.watchers.size).toBe(0);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(informer.state).toBe('running');
+    expect(src.watches.at(-1)).toMatchObject({ resourceVersion: rv });
+    expect(src.lists).toBe(1);
+    await informer.stop();
   });
 
   it('does not let a throwing handler break the others or the cache', async () => {

@@ -1,14 +1,21 @@
 // An informer: a local cache of one resource kept current by list + watch, whose event handlers only enqueue keys.
-// It wraps client-node's ListWatch (list, watch, cache, relist on 410 Gone, deletes for objects that vanished
-// across a relist) and adds what ListWatch lacks:
-// - restart after an error: a ListWatch that reports an error has stopped for good; this one starts it again
-//   after a jittered exponential backoff, resuming from the last resourceVersion when it has one;
-// - `synced`: resolves once the first list has been put into the cache;
+// It runs its own list/watch loop (what client-go calls a reflector) over client-node's Watch:
+// - list, then watch from the list's resourceVersion; relist on 410 Gone, which kube-apiserver sends as an ERROR
+//   event with code 410 on an HTTP 200 stream when the resourceVersion is too old (and as HTTP 410 elsewhere);
+//   a relist reports objects that vanished meanwhile as deleted and changed ones as updated;
+// - restart after an error after a jittered exponential backoff, resuming from the last resourceVersion;
+// - `synced`: resolves once the first list is in the cache;
 // - periodic resync: re-delivers every cached object as an update, so controllers stay level-triggered;
 // - staleness: when nothing (no event, bookmark or successful reconnect) was seen for a long while although the
 //   watch looks established, it forces a relist;
 // - bookmarks: watches ask for them, so a resumed watch on a quiet resource is less likely to hit 410.
-import { ADD, DELETE, ERROR, ListWatch, UPDATE, Watch } from '@kubernetes/client-node';
+// Why not client-node's ListWatch: its loop keeps no notion of which list or watch belongs to which start, so it
+// cannot be stopped and started safely. stop() misses a watch that is still connecting, which then keeps feeding
+// the "stopped" cache, so changes made while stopped are never reported after a restart; a list that answers after
+// stop() is still applied; and start() aborts that leftover watch, whose abort error then ends the new run, restart
+// after restart. Here every list and watch belongs to one run; stop() ends the run, and whatever answers for an
+// ended run is dropped.
+import { Watch } from '@kubernetes/client-node';
 import type { KubeConfig, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { describeApiError, isGone, objectKey, splitKey } from './kube.ts';
@@ -59,105 +66,61 @@ export interface InformerHandlers<T> {
 
 export type InformerState = 'stopped' | 'starting' | 'running' | 'backoff';
 
-interface TrackedWatchHooks {
-  closed(): boolean;
-  /** ListWatch calls watch only after it has put a list into its cache (or when resuming from a resourceVersion). */
-  watchRequested(): void;
-  established(): void;
-  event(phase: string, obj: unknown): void;
-  gone(): void;
-}
+// A watch that ends without delivering anything is opened again at once the first time, then after 1 s, doubling
+// up to 30 s, so a server that keeps closing streams at once is not hammered (client-node's ListWatch does the same).
+const QUIET_RECONNECT_BASE_MS = 1000;
+const QUIET_RECONNECT_MAX_MS = 30_000;
+
+/** How one watch stream ended. `sawEvents`: it delivered at least one object or bookmark. */
+type WatchEnd =
+  | { kind: 'closed'; sawEvents: boolean }
+  | { kind: 'gone'; sawEvents: boolean }
+  | { kind: 'timeout' }
+  | { kind: 'error'; error: unknown }
+  | { kind: 'cancelled' };
 
 interface ActiveWatch {
+  /** The server answered 200 and the stream is open. */
   established: boolean;
-  end(err: unknown): void;
+  end(how: WatchEnd): void;
 }
 
-// A Watch that ListWatch drives, instrumented so the informer sees what happens on the stream and can end it.
-class TrackedWatch extends Watch {
-  readonly #inner: WatchFn | undefined;
-  readonly #hooks: TrackedWatchHooks;
-  #active: ActiveWatch | undefined;
-
-  constructor(kc: KubeConfig, inner: WatchFn | undefined, hooks: TrackedWatchHooks) {
-    super(kc);
-    this.#inner = inner;
-    this.#hooks = hooks;
-  }
-
-  override async watch(
-    path: string,
-    queryParams: Record<string, string | number | boolean | undefined>,
-    callback: (phase: string, apiObj: unknown, watchObj?: unknown) => void,
-    done: (err: unknown) => void,
-  ): Promise<AbortController> {
-    // ListWatch starts a watch after a list even when it was stopped meanwhile; such a watch must not run.
-    if (this.#hooks.closed()) return new AbortController();
-    this.#hooks.watchRequested();
-
-    let finished = false;
-    let controller: AbortController | undefined;
-    const doneOnce = (err: unknown): void => {
-      if (finished) return;
-      finished = true;
-      if (this.#active === handle) this.#active = undefined;
-      if (isGone(err) && !(err as { forced?: boolean }).forced) this.#hooks.gone();
-      done(err);
-    };
-    const handle: ActiveWatch = {
-      established: false,
-      end: (err) => {
-        doneOnce(err);
-        controller?.abort();
-      },
-    };
-    this.#active = handle;
-    const onEvent = (phase: string, obj: unknown, watchObj?: unknown): void => {
-      this.#hooks.event(phase, obj);
-      callback(phase, obj, watchObj);
-    };
-    const params = { ...queryParams, allowWatchBookmarks: true };
-    try {
-      controller = await (this.#inner ?? super.watch.bind(this))(path, params, onEvent, doneOnce);
-    } catch (err) {
-      // Watch.watch throws before its request when authentication fails; report it like any watch error.
-      doneOnce(err);
-      return new AbortController();
-    }
-    if (!finished) {
-      handle.established = true;
-      this.#hooks.established();
-    }
-    return controller;
-  }
-
-  /** Ends the established watch as if the server had answered 410 Gone, so ListWatch relists. */
-  forceRelist(): boolean {
-    const active = this.#active;
-    if (active === undefined || !active.established) return false;
-    active.end(Object.assign(new Error('relist forced by the informer'), { statusCode: 410, forced: true }));
-    return true;
-  }
+/** One start of the list/watch loop; stop() and each restart after an error begin a new one. */
+interface Run {
+  cancelled: boolean;
+  watch: ActiveWatch | undefined;
+  /** Ends a reconnect pause early. */
+  wake: (() => void) | undefined;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+interface WatchStatus {
+  code?: number;
+  reason?: string;
+  message?: string;
+}
 
 export class Informer<T extends KubernetesObject> {
   readonly name: string;
   /** Resolves once the first list is in the cache. */
   readonly synced: Promise<void>;
   readonly #log: Logger;
-  readonly #lw: ListWatch<T>;
-  readonly #watch: TrackedWatch;
+  readonly #path: string;
+  readonly #listFn: () => Promise<KubernetesListObject<T>>;
+  readonly #watchFn: WatchFn;
+  readonly #watchParams: Record<string, string | boolean>;
   readonly #handlers = new Set<InformerHandlers<T>>();
   readonly #resyncPeriodMs: number;
   readonly #staleAfterMs: number;
   readonly #backoffBaseMs: number;
   readonly #backoffMaxMs: number;
   readonly #random: () => number;
+  /** namespace ('' when cluster-scoped) → name → object. */
+  readonly #objects = new Map<string, Map<string, T>>();
+  #resourceVersion = '';
   #markSynced!: () => void;
   #hasSynced = false;
   #state: InformerState = 'stopped';
+  #run: Run | undefined;
   #failures = 0;
   #lastActivity = 0;
   #restartTimer: NodeJS.Timeout | undefined;
@@ -167,6 +130,7 @@ export class Informer<T extends KubernetesObject> {
   constructor(opts: InformerOptions<T>) {
     this.name = opts.name;
     this.#log = opts.log.child({ informer: opts.name });
+    this.#path = opts.path;
     this.#resyncPeriodMs = opts.resyncPeriodMs ?? 5 * 60_000;
     this.#staleAfterMs = opts.staleAfterMs ?? 5 * 60_000;
     this.#backoffBaseMs = opts.backoff?.baseMs ?? 1000;
@@ -176,51 +140,23 @@ export class Informer<T extends KubernetesObject> {
       this.#markSynced = resolve;
     });
 
-    this.#watch = new TrackedWatch(opts.kubeConfig, opts.watch, {
-      closed: () => this.#state === 'stopped',
-      watchRequested: () => {
-        if (!this.#hasSynced) {
-          this.#hasSynced = true;
-          this.#log.info({ objects: this.#lw.list().length }, 'informer cache synced');
-          this.#markSynced();
-        }
-      },
-      established: () => {
-        this.#failures = 0;
-        this.#touch();
-        if (this.#state === 'starting') this.#state = 'running';
-      },
-      event: (phase, obj) => {
-        this.#touch();
-        if (phase === 'ERROR') {
-          const status = obj as { code?: number; message?: string } | undefined;
-          if (status?.code === 410) this.#log.info('watch expired (410 Gone); relisting');
-          else
-            this.#log.warn({ code: status?.code, reason: status?.message }, 'watch reported an error event');
-        }
-      },
-      gone: () => this.#log.info('watch answered 410 Gone; relisting'),
-    });
-
+    if (opts.watch) {
+      this.#watchFn = opts.watch;
+    } else {
+      const watch = new Watch(opts.kubeConfig);
+      this.#watchFn = (path, params, callback, done) => watch.watch(path, params, callback, done);
+    }
     const listOpts: ListOptions = {};
-    if (opts.labelSelector !== undefined) listOpts.labelSelector = opts.labelSelector;
-    if (opts.fieldSelector !== undefined) listOpts.fieldSelector = opts.fieldSelector;
-    const list = async (): Promise<KubernetesListObject<T>> => {
-      const result = await opts.list(listOpts);
-      this.#touch();
-      this.#log.debug(
-        { objects: result.items.length, resourceVersion: result.metadata?.resourceVersion },
-        'listed',
-      );
-      return result;
-    };
-    this.#lw = new ListWatch<T>(opts.path, this.#watch, list, false, opts.labelSelector, opts.fieldSelector, {
-      delayFn: sleep,
-    });
-    this.#lw.on(ADD, (obj) => this.#dispatch('add', obj));
-    this.#lw.on(UPDATE, (obj) => this.#dispatch('update', obj));
-    this.#lw.on(DELETE, (obj) => this.#dispatch('delete', obj));
-    this.#lw.on(ERROR, (err) => this.#onError(err));
+    this.#watchParams = { allowWatchBookmarks: true };
+    if (opts.labelSelector !== undefined) {
+      listOpts.labelSelector = opts.labelSelector;
+      this.#watchParams.labelSelector = opts.labelSelector;
+    }
+    if (opts.fieldSelector !== undefined) {
+      listOpts.fieldSelector = opts.fieldSelector;
+      this.#watchParams.fieldSelector = opts.fieldSelector;
+    }
+    this.#listFn = () => opts.list(listOpts);
   }
 
   get state(): InformerState {
@@ -231,44 +167,55 @@ export class Informer<T extends KubernetesObject> {
     return this.#hasSynced;
   }
 
-  /** Starts listing and watching; harmless when already started. */
+  /** Starts listing and watching; harmless when already started. After a stop it resumes from the cache's version. */
   start(): void {
     if (this.#state !== 'stopped') return;
     this.#state = 'starting';
     this.#lastActivity = Date.now();
-    this.#runListWatch();
+    this.#launch();
     this.#scheduleResync();
     this.#scheduleStaleCheck();
   }
 
-  /** Stops watching and all timers. The cache keeps its last content. */
-  async stop(): Promise<void> {
-    if (this.#state === 'stopped') return;
+  /**
+   * Stops watching and all timers. The cache keeps its last content and resourceVersion, and nothing changes it
+   * or reaches the handlers until the next start, not even a list or watch that answers later.
+   */
+  stop(): Promise<void> {
+    if (this.#state === 'stopped') return Promise.resolve();
     this.#state = 'stopped';
     clearTimeout(this.#restartTimer);
     clearTimeout(this.#resyncTimer);
     clearTimeout(this.#staleTimer);
-    await this.#lw.stop();
+    const run = this.#run;
+    this.#run = undefined;
+    if (run) {
+      run.cancelled = true;
+      run.wake?.();
+      run.watch?.end({ kind: 'cancelled' });
+    }
+    return Promise.resolve();
   }
 
   /** The cached object for a key (`namespace/name`, or `name` when cluster-scoped). */
   get(key: string): T | undefined {
     const { namespace, name } = splitKey(key);
-    return this.#lw.get(name, namespace);
+    return this.#objects.get(namespace ?? '')?.get(name);
   }
 
   /** Cached objects, all or of one namespace. */
   list(namespace?: string): readonly T[] {
-    return this.#lw.list(namespace);
+    if (namespace) return [...(this.#objects.get(namespace)?.values() ?? [])];
+    return [...this.#objects.values()].flatMap((objs) => [...objs.values()]);
   }
 
   keys(): string[] {
-    return this.#lw.list().map((o) => objectKey(o));
+    return this.list().map((o) => objectKey(o));
   }
 
   /** The resourceVersion the cache reflects. */
   resourceVersion(): string {
-    return this.#lw.latestResourceVersion();
+    return this.#resourceVersion;
   }
 
   /** Registers handlers; returns a function that removes them. */
@@ -296,12 +243,15 @@ export class Informer<T extends KubernetesObject> {
 
   /** Ends the current watch and relists (what a 410 Gone does). False when no watch is established yet. */
   forceRelist(): boolean {
-    return this.#watch.forceRelist();
+    const watch = this.#run?.watch;
+    if (!watch?.established) return false;
+    watch.end({ kind: 'gone', sawEvents: false });
+    return true;
   }
 
   /** Re-delivers every cached object to the update handlers. */
   resync(): void {
-    for (const obj of this.#lw.list()) this.#dispatch('update', obj);
+    for (const obj of this.list()) this.#dispatch('update', obj);
   }
 
   /** Milliseconds since the informer last heard from the API server. */
@@ -313,8 +263,207 @@ export class Informer<T extends KubernetesObject> {
     this.#lastActivity = Date.now();
   }
 
-  #runListWatch(): void {
-    this.#lw.start().catch((err: unknown) => this.#onError(err));
+  #launch(): void {
+    const run: Run = { cancelled: false, watch: undefined, wake: undefined };
+    this.#run = run;
+    this.#listAndWatch(run).catch((err: unknown) => {
+      if (!run.cancelled) this.#onError(err);
+    });
+  }
+
+  /** Lists when the cache has no resourceVersion (or the last one expired), then watches; returns only when cancelled. */
+  async #listAndWatch(run: Run): Promise<void> {
+    let needList = this.#resourceVersion === '';
+    let quietEnds = 0;
+    while (!run.cancelled) {
+      if (needList) {
+        const list = await this.#listFn();
+        if (run.cancelled) return;
+        this.#touch();
+        const resourceVersion = list.metadata?.resourceVersion ?? '';
+        this.#log.debug({ objects: list.items.length, resourceVersion }, 'listed');
+        this.#replace(list.items);
+        this.#resourceVersion = resourceVersion;
+        needList = false;
+        if (!this.#hasSynced) {
+          this.#hasSynced = true;
+          this.#log.info({ objects: list.items.length }, 'informer cache synced');
+          this.#markSynced();
+        }
+      }
+      if (quietEnds >= 2) {
+        await this.#pause(
+          run,
+          Math.min(QUIET_RECONNECT_BASE_MS * 2 ** (quietEnds - 2), QUIET_RECONNECT_MAX_MS),
+        );
+        if (run.cancelled) return;
+      }
+      const end = await this.#watchOnce(run);
+      switch (end.kind) {
+        case 'cancelled':
+          return;
+        case 'error':
+          throw end.error;
+        case 'timeout':
+          // client-node's Watch gave up after its inactivity timeout, which is throttling enough.
+          quietEnds = 0;
+          break;
+        case 'gone':
+          needList = true;
+          quietEnds = end.sawEvents ? 0 : quietEnds + 1;
+          break;
+        case 'closed':
+          quietEnds = end.sawEvents ? 0 : quietEnds + 1;
+          break;
+      }
+    }
+  }
+
+  /** Opens one watch from the cache's resourceVersion and applies its events until it ends. */
+  #watchOnce(run: Run): Promise<WatchEnd> {
+    return new Promise<WatchEnd>((resolve) => {
+      let ended = false;
+      let sawEvents = false;
+      let controller: AbortController | undefined;
+      const handle: ActiveWatch = {
+        established: false,
+        end: (how) => {
+          if (ended) return;
+          ended = true;
+          if (run.watch === handle) run.watch = undefined;
+          controller?.abort();
+          resolve(how);
+        },
+      };
+      run.watch = handle;
+
+      const onEvent = (phase: string, obj: unknown): void => {
+        // Events of an ended watch (stopped, superseded, or past its ERROR) must not touch the cache.
+        if (ended) return;
+        this.#touch();
+        if (phase === 'ERROR') {
+          handle.end(this.#errorEvent(obj as WatchStatus | undefined, sawEvents));
+          return;
+        }
+        sawEvents = true;
+        this.#apply(phase, obj as T);
+      };
+      const onDone = (err: unknown): void => {
+        if (!ended) handle.end(this.#watchEnded(err, sawEvents));
+      };
+
+      const params: Record<string, string | boolean> = { ...this.#watchParams };
+      if (this.#resourceVersion !== '') params.resourceVersion = this.#resourceVersion;
+      this.#watchFn(this.#path, params, onEvent, onDone).then(
+        (ctrl) => {
+          controller = ctrl;
+          // Stopped (or failed) while connecting: close the stream that has just opened.
+          if (ended) {
+            ctrl.abort();
+            return;
+          }
+          handle.established = true;
+          this.#failures = 0;
+          this.#touch();
+          if (this.#state === 'starting') this.#state = 'running';
+        },
+        // Watch.watch throws before its request when authentication fails; report it like any watch error.
+        onDone,
+      );
+    });
+  }
+
+  /** kube-apiserver reports a failed watch as an ERROR event carrying a Status, then closes the stream. */
+  #errorEvent(status: WatchStatus | undefined, sawEvents: boolean): WatchEnd {
+    if (status?.code === 410) {
+      this.#log.info({ reason: status.message }, 'watch expired (410 Gone); relisting');
+      return { kind: 'gone', sawEvents };
+    }
+    const error = Object.assign(
+      new Error(`the watch of ${this.#path} reported an error: ${status?.message ?? 'no message'}`),
+      { statusCode: status?.code, body: status },
+    );
+    return { kind: 'error', error };
+  }
+
+  #watchEnded(err: unknown, sawEvents: boolean): WatchEnd {
+    if (err === null || err === undefined) return { kind: 'closed', sawEvents };
+    if (isGone(err)) {
+      this.#log.info('watch answered 410 Gone; relisting');
+      return { kind: 'gone', sawEvents };
+    }
+    if ((err as { name?: unknown }).name === 'TimeoutError') return { kind: 'timeout' };
+    return { kind: 'error', error: err };
+  }
+
+  /** Resolves after `ms`, or at once when the run is cancelled. */
+  #pause(run: Run, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        if (run.wake === wake) run.wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      run.wake = wake;
+    });
+  }
+
+  #apply(phase: string, obj: T): void {
+    switch (phase) {
+      case 'ADDED':
+      case 'MODIFIED':
+        this.#upsert(obj);
+        break;
+      case 'DELETED':
+        this.#remove(obj);
+        break;
+      case 'BOOKMARK':
+        break;
+      default:
+        this.#log.debug({ phase }, 'ignored a watch event of an unknown type');
+        return;
+    }
+    const resourceVersion = obj.metadata?.resourceVersion;
+    if (resourceVersion) this.#resourceVersion = resourceVersion;
+  }
+
+  /** Makes the cache equal a fresh list: objects gone from it are deleted, new ones added, changed ones updated. */
+  #replace(items: readonly T[]): void {
+    const listed = new Set(items.map((o) => objectKey(o)));
+    for (const obj of this.list()) {
+      if (!listed.has(objectKey(obj))) this.#remove(obj);
+    }
+    for (const obj of items) this.#upsert(obj);
+  }
+
+  #upsert(obj: T): void {
+    const namespace = obj.metadata?.namespace ?? '';
+    const name = obj.metadata?.name ?? '';
+    let objs = this.#objects.get(namespace);
+    if (!objs) {
+      objs = new Map();
+      this.#objects.set(namespace, objs);
+    }
+    const cached = objs.get(name);
+    if (cached === undefined) {
+      objs.set(name, obj);
+      this.#dispatch('add', obj);
+    } else if (
+      cached.metadata?.resourceVersion === undefined ||
+      cached.metadata.resourceVersion !== obj.metadata?.resourceVersion
+    ) {
+      objs.set(name, obj);
+      this.#dispatch('update', obj);
+    }
+  }
+
+  #remove(obj: T): void {
+    const namespace = obj.metadata?.namespace ?? '';
+    const objs = this.#objects.get(namespace);
+    if (!objs?.delete(obj.metadata?.name ?? '')) return;
+    if (objs.size === 0) this.#objects.delete(namespace);
+    this.#dispatch('delete', obj);
   }
 
   #dispatch(kind: keyof InformerHandlers<T>, obj: T): void {
@@ -331,9 +480,9 @@ export class Informer<T extends KubernetesObject> {
   }
 
   #onError(err: unknown): void {
-    // Stopping aborts the watch, which ListWatch reports as an error; that one is expected.
     if (this.#state === 'stopped' || this.#state === 'backoff') return;
     this.#state = 'backoff';
+    this.#run = undefined;
     const exp = Math.min(this.#backoffBaseMs * 2 ** this.#failures, this.#backoffMaxMs);
     const delay = Math.round(exp * (0.5 + this.#random() * 0.5));
     this.#failures++;
@@ -344,7 +493,7 @@ export class Informer<T extends KubernetesObject> {
     this.#restartTimer = setTimeout(() => {
       if (this.#state !== 'backoff') return;
       this.#state = 'starting';
-      this.#runListWatch();
+      this.#launch();
     }, delay);
   }
 
@@ -354,7 +503,7 @@ export class Informer<T extends KubernetesObject> {
     this.#resyncTimer = setTimeout(() => {
       if (this.#state === 'stopped') return;
       if (this.#hasSynced) {
-        this.#log.debug({ objects: this.#lw.list().length }, 'periodic resync');
+        this.#log.debug({ objects: this.list().length }, 'periodic resync');
         this.resync();
       }
       this.#scheduleResync();
