@@ -243,3 +243,11 @@ describe('API errors', () => {
     );
   });
 });
+
+describe('apiErrorCode and aborts', () => {
+  it('does not read an AbortError as an HTTP status', () => {
+    const abort = new DOMException('This operation was aborted', 'AbortError');
+    expect(apiErrorCode(abort)).toBeUndefined();
+    expect(apiErrorCode({ code: 404 })).toBe(404);
+  });
+});

@@ -141,6 +141,8 @@ export type MergePatch<T> = { [K in keyof T]?: T[K] extends object ? MergePatch<
 /** The HTTP status of a failed API call (client-node's ApiException or a watch error), if it has one. */
 export function apiErrorCode(err: unknown): number | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
+  // A DOMException (an aborted request) has a numeric code of its own that is not an HTTP status.
+  if (err instanceof DOMException) return undefined;
   const e = err as { code?: unknown; statusCode?: unknown };
   if (typeof e.code === 'number') return e.code;
   if (typeof e.statusCode === 'number') return e.statusCode;
