@@ -1,7 +1,7 @@
 // Runs the real entry point as users do (node with the source condition, no build) and checks what a user sees:
-// --help, a rejected unknown flag, and a start that serves /livez and exits 0 on SIGTERM.
-import { spawn, spawnSync } from 'node:child_process';
-import { createInterface } from 'node:readline';
+// --help, a rejected unknown flag, flags that do not go together, and a start without a cluster. A start against a
+// real API server is test/handler.test.ts's business.
+import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
@@ -24,6 +24,11 @@ describe('virt-handler main', () => {
       '--node-name <string>',
       'env NODE_NAME',
       '--pods-dir <path>',
+      '--state-dir <path>',
+      '--device-plugins-dir <path>',
+      '--grpc-port <port>',
+      '--allowed-client-names <names>',
+      '--unresponsive-timeout <duration>',
       '--health-port <port>',
     ])
       expect(r.stdout).toContain(f);
@@ -44,32 +49,30 @@ describe('virt-handler main', () => {
     expect(r.stderr).toContain('missing required flag --node-name (or environment variable NODE_NAME)');
   });
 
-  it('starts, serves /livez and /readyz, and exits 0 on SIGTERM', async () => {
-    const child = spawn(
-      process.execPath,
-      [...nodeArgs, '--node-name=node-a', '--health-port=0', '--health-bind-address=127.0.0.1'],
-      { env, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    const lines: Record<string, unknown>[] = [];
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    try {
-      const port = await new Promise<number>((resolve, reject) => {
-        child.on('exit', () => reject(new Error(`exited early: ${JSON.stringify(lines)}`)));
-        createInterface({ input: child.stdout }).on('line', (line) => {
-          const entry = JSON.parse(line) as Record<string, unknown>;
-          lines.push(entry);
-          if (typeof entry.port === 'number') resolve(entry.port);
-        });
-      });
-      expect((await fetch(`http://127.0.0.1:${port}/livez`)).status).toBe(200);
-      expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
-      await expect.poll(() => lines.some((l) => String(l.msg).includes('not implemented yet'))).toBe(true);
-      expect(lines[0]).toMatchObject({ service: 'virt-handler', level: 'info' });
-      child.kill('SIGTERM');
-      expect(await exited).toBe(0);
-      expect(lines.at(-1)).toMatchObject({ msg: 'shutdown complete', code: 0 });
-    } finally {
-      child.kill('SIGKILL');
-    }
+  it('refuses half a set of TLS file flags with exit code 2', () => {
+    const r = run(['--node-name=node-a', '--tls-cert-file=/tmp/x.crt', '--health-port=0']);
+    expect(r.status).toBe(2);
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.at(-1)).toMatchObject({
+      level: 'fatal',
+      msg: '--tls-cert-file, --tls-key-file and --tls-ca-file go together; pass all three or none',
+    });
+  });
+
+  it('exits 1 naming the problem when there is no usable kubeconfig', () => {
+    const r = run(['--node-name=node-a', '--health-port=0', '--health-bind-address=127.0.0.1']);
+    expect(r.status).toBe(1);
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines[0]).toMatchObject({ service: 'virt-handler', level: 'info' });
+    const fatal = lines.find((l) => l.level === 'fatal') as
+      { msg: string; err: { message: string } } | undefined;
+    expect(fatal?.msg).toBe('cannot load a Kubernetes client configuration');
+    expect(fatal?.err.message).toContain('KUBECONFIG names files that do not exist: /nonexistent');
   });
 });
