@@ -210,7 +210,7 @@ describe('the default rendering', () => {
     }
   });
 
-  it('gives the handler its two kubelet folders and no host namespace, privilege or capability', () => {
+  it("gives the handler its two kubelet folders, the node's /dev read-only, and no host namespace, privilege or capability", () => {
     const defaults = defaultRender();
     const pod = podSpec(defaults, 'handler');
     expect(pod.hostNetwork ?? false).toBe(false);
@@ -219,12 +219,15 @@ describe('the default rendering', () => {
     expect(pod.volumes?.map((v) => v.hostPath?.path)).toEqual([
       '/var/lib/kubelet/pods',
       '/var/lib/kubelet/device-plugins',
+      '/dev',
     ]);
     const ct = container(defaults, 'handler');
     expect(ct.volumeMounts).toEqual([
       { name: 'kubelet-pods', mountPath: '/pods', mountPropagation: 'HostToContainer' },
       { name: 'device-plugins', mountPath: '/var/lib/kubelet/device-plugins' },
+      { name: 'host-dev', mountPath: '/host/dev', readOnly: true },
     ]);
+    expect(ct.args).toContain('--dev-dir=/host/dev');
     expect(ct.securityContext).toMatchObject({
       privileged: false,
       allowPrivilegeEscalation: false,
@@ -326,6 +329,25 @@ describe('the default rendering', () => {
       version: 'v1',
       service: { name: 'virt-api', namespace, port: 443 },
     });
+  });
+
+  it('lets virt-api serve the subresources: authorize, change VMs, find handlers, present its client certificate', () => {
+    const defaults = defaultRender();
+    const cluster = rules(find(defaults, 'ClusterRole', 'virt-api'));
+    const grants = (group: string, resource: string, verb: string) =>
+      cluster.some(
+        (r) => r.apiGroups.includes(group) && r.resources.includes(resource) && r.verbs.includes(verb),
+      );
+    expect(grants('authorization.k8s.io', 'subjectaccessreviews', 'create')).toBe(true);
+    expect(grants('kubevirt.io', 'virtualmachines', 'get')).toBe(true);
+    expect(grants('kubevirt.io', 'virtualmachines', 'patch')).toBe(true);
+    expect(grants('kubevirt.io', 'virtualmachines/status', 'patch')).toBe(true);
+    expect(grants('kubevirt.io', 'virtualmachineinstances', 'patch')).toBe(true);
+    const own = rules(find(defaults, 'Role', 'virt-api'));
+    expect(own.some((r) => r.resources.includes('pods') && r.verbs.includes('list'))).toBe(true);
+    expect(
+      own.filter((r) => r.resources.includes('secrets')).flatMap((r) => r.resourceNames ?? []),
+    ).toContain('kubevirt-virt-handler-certs');
   });
 
   it('creates the KubeVirt CR in a post-install/post-upgrade hook, with the default configuration', () => {
@@ -443,6 +465,7 @@ function componentCases(c: Component): Case[] {
       check: (o) =>
         expect(container(o, c).args).toEqual([
           `--health-port=${components[c].healthPort}`,
+          ...(c === 'handler' ? ['--dev-dir=/host/dev'] : []),
           '--shutdown-timeout=40s',
         ]),
     },

@@ -52,6 +52,15 @@ export function requestHeaderConfigFrom(configMap: V1ConfigMap): RequestHeaderCo
   };
 }
 
+/** Extra keys arrive percent-encoded; a malformed one is kept as sent rather than dropped (as Kubernetes does). */
+function unescapeExtraKey(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
+}
+
 export class RequestHeaderAuthenticator {
   readonly #log: Logger;
   #config: RequestHeaderConfig | undefined;
@@ -106,21 +115,20 @@ export class RequestHeaderAuthenticator {
         message: `client certificate ${JSON.stringify(cn)} is not an allowed front proxy`,
       };
     }
+    // headersDistinct keeps repeated headers apart: the front proxy sends one X-Remote-Group per group, and
+    // `headers` would join them into one "a, b" string, which names no group at all.
     const header = (names: string[]): string[] =>
-      names.flatMap((n) => {
-        const v = req.headers[n.toLowerCase()];
-        return v === undefined ? [] : Array.isArray(v) ? v : [v];
-      });
+      names.flatMap((n) => req.headersDistinct[n.toLowerCase()] ?? []);
     const user = header(config.usernameHeaders)[0];
     if (user === undefined || user === '') {
       return { ok: false, code: 401, message: 'the proxied request names no user' };
     }
     const extra: Record<string, string[]> = {};
-    for (const [name, value] of Object.entries(req.headers)) {
+    for (const [name, values] of Object.entries(req.headersDistinct)) {
       for (const prefix of config.extraHeaderPrefixes) {
-        if (!name.startsWith(prefix.toLowerCase()) || value === undefined) continue;
-        const key = decodeURIComponent(name.slice(prefix.length));
-        extra[key] = [...(extra[key] ?? []), ...(Array.isArray(value) ? value : [value])];
+        if (!name.startsWith(prefix.toLowerCase()) || values === undefined) continue;
+        const key = unescapeExtraKey(name.slice(prefix.length));
+        extra[key] = [...(extra[key] ?? []), ...values];
       }
     }
     return { ok: true, user, groups: header(config.groupHeaders), extra };

@@ -10,7 +10,7 @@ import {
   packageVersion,
   startService,
 } from '@kubevirt-ts/runtime';
-import { startVirtApi, type ServingCertificate } from './app.ts';
+import { startVirtApi, type HandlerClientCertificate, type ServingCertificate } from './app.ts';
 
 const service = await startService({
   name: 'virt-api',
@@ -52,8 +52,36 @@ const service = await startService({
       description:
         'Comma-separated service accounts that may change a VMI status and spec, as name (in --namespace) or\n' +
         'namespace:name; the status changes of anyone else are reverted',
-      default: 'virt-controller,virt-handler',
+      // virt-api itself: the stop and restart subresources shorten a running VMI's grace period, as KubeVirt's do.
+      default: 'virt-controller,virt-handler,virt-api',
       valueName: 'names',
+    }),
+    handlerClientSecret: flag.string({
+      description:
+        'Secret (in --namespace) with the client certificate virt-api presents to virt-handler (console, VNC,\n' +
+        'pause) and the CA bundle that signed the handlers; kept and rotated by virt-controller',
+      default: 'kubevirt-virt-handler-certs',
+    }),
+    handlerClientCertFile: flag.string({
+      description: 'Use this client certificate file instead of --handler-client-secret (development)',
+      valueName: 'path',
+    }),
+    handlerClientKeyFile: flag.string({
+      description: 'Private key of --handler-client-cert-file',
+      valueName: 'path',
+    }),
+    handlerCaFile: flag.string({
+      description: "CA bundle that signed the handlers' certificates, with --handler-client-cert-file",
+      valueName: 'path',
+    }),
+    handlerSelector: flag.string({
+      description: 'Label selector of the virt-handler pods in --namespace',
+      default: 'kubevirt.io=virt-handler',
+      valueName: 'selector',
+    }),
+    handlerPort: flag.port({
+      description: "virt-handler's gRPC port, when its pod declares no container port named grpc",
+      default: 8190,
     }),
   },
   healthPort: 8187,
@@ -68,6 +96,24 @@ try {
       '--tls-cert-file and --tls-key-file go together: give both, or neither to use --tls-secret',
     );
   }
+  const handlerFiles = [config.handlerClientCertFile, config.handlerClientKeyFile, config.handlerCaFile];
+  if (handlerFiles.some((f) => f !== undefined) && handlerFiles.some((f) => f === undefined)) {
+    throw new Error(
+      '--handler-client-cert-file, --handler-client-key-file and --handler-ca-file go together: give all three, ' +
+        'or none to use --handler-client-secret',
+    );
+  }
+  const handlerClientCertificate: HandlerClientCertificate =
+    config.handlerClientCertFile !== undefined &&
+    config.handlerClientKeyFile !== undefined &&
+    config.handlerCaFile !== undefined
+      ? {
+          kind: 'files',
+          certFile: config.handlerClientCertFile,
+          keyFile: config.handlerClientKeyFile,
+          caFile: config.handlerCaFile,
+        }
+      : { kind: 'secret', name: config.handlerClientSecret };
   const certificate: ServingCertificate =
     config.tlsCertFile !== undefined && config.tlsKeyFile !== undefined
       ? { kind: 'files', certFile: config.tlsCertFile, keyFile: config.tlsKeyFile }
@@ -87,6 +133,9 @@ try {
       .split(',')
       .map((s) => s.trim())
       .filter((s) => s !== ''),
+    handlerClientCertificate,
+    handlerSelector: config.handlerSelector,
+    handlerPort: config.handlerPort,
   });
   service.health.addReadinessCheck('virt-api', () => api.ready());
   service.shutdown.register('virt-api', () => api.stop());

@@ -1,10 +1,12 @@
-// virt-api's HTTPS server: the admission webhooks (POST /<kind>-mutate|validate) and the subresources.kubevirt.io
-// discovery documents, on one port behind the `virt-api` Service. The serving certificate and the front-proxy CA
+// virt-api's HTTPS server: the admission webhooks (POST /<kind>-mutate|validate), the subresources.kubevirt.io
+// discovery documents and its endpoints (plain requests and websocket upgrades, authenticated here as coming from
+// the front proxy, then handed to the SubresourceEndpoint), on one port behind the `virt-api` Service. The serving certificate and the front-proxy CA
 // are swapped with setSecureContext when they change, so rotations never need a restart; the server listens only
 // once it has a certificate, which is also when it reports ready.
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import { histogram, type CertificateMaterial, type Logger, type Registry } from '@kubevirt-ts/runtime';
 import { ADMISSION_ROUTES, type AdmissionContext, type Admitter } from './admission/admitters.ts';
@@ -27,6 +29,18 @@ import {
   openApiV3Index,
   versionInfo,
 } from './discovery.ts';
+import type { RequestUser } from './subresources/api.ts';
+import type { StatusBody, StatusReason } from './subresources/errors.ts';
+import { isNamespacedSubresourcePath } from './subresources/request.ts';
+import { rejectUpgrade } from './subresources/websocket.ts';
+
+/** What serves the namespaced subresource paths, once the server has authenticated the front proxy. */
+export interface SubresourceEndpoint {
+  handle(req: IncomingMessage, res: ServerResponse, who: RequestUser): Promise<void>;
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, who: RequestUser): Promise<void>;
+  /** Ends open streams, so close() does not wait for consoles to be left. */
+  closeSessions(): void;
+}
 
 export interface VirtApiServerOptions {
   port: number;
@@ -40,6 +54,8 @@ export interface VirtApiServerOptions {
   /** Answers `.../healthz`: true when virt-api's caches are in sync with the API server. */
   healthy?: () => boolean;
   routes?: Readonly<Record<string, Admitter>>;
+  /** The subresource endpoints (start, stop, console, ...); without it their paths answer 404. */
+  subresources?: SubresourceEndpoint;
   /** Largest request body accepted. Default 8 MiB (an update review carries two objects of up to 3 MiB). */
   maxBodyBytes?: number;
   /** Called after each review with the time spent in the server, from request to response (benchmarks). */
@@ -53,7 +69,7 @@ function sendJson(res: ServerResponse, code: number, body: unknown): void {
   res.end(text);
 }
 
-function statusBody(code: number, reason: string, message: string) {
+function statusBody(code: number, reason: StatusReason, message: string): StatusBody {
   return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', code, reason, message };
 }
 
@@ -100,6 +116,9 @@ export class VirtApiServer {
     this.#server.keepAliveTimeout = 120_000;
     this.#server.headersTimeout = 125_000;
     this.#server.on('tlsClientError', (err) => this.#log.debug({ err }, 'TLS handshake failed'));
+    this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.#upgrade(req, socket, head),
+    );
     const review = opts.registry
       ? histogram(opts.registry, {
           name: 'kubevirt_virt_api_admission_review_duration_seconds',
@@ -167,6 +186,7 @@ export class VirtApiServer {
   /** Stops accepting connections, lets in-flight requests finish, then closes idle keep-alive connections. */
   close(): Promise<void> {
     if (!this.#server.listening) return Promise.resolve();
+    this.#o.subresources?.closeSessions();
     return new Promise((resolve) => {
       this.#server.close(() => resolve());
       this.#server.closeIdleConnections();
@@ -175,6 +195,19 @@ export class VirtApiServer {
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (isNamespacedSubresourcePath(path)) {
+      const who = this.#authenticated(req);
+      if (!who.ok) return sendJson(res, who.status.code, who.status);
+      if (this.#o.subresources === undefined) {
+        return sendJson(res, 404, statusBody(404, 'NotFound', `${path} is not served by this virt-api`));
+      }
+      void this.#o.subresources.handle(req, res, who.user).catch((err: unknown) => {
+        this.#log.error({ err, path }, 'subresource request failed unexpectedly');
+        if (!res.headersSent) sendJson(res, 500, statusBody(500, 'InternalError', String(err)));
+        else res.destroy();
+      });
+      return;
+    }
     const admitter = this.#routes[path];
     if (admitter !== undefined) {
       if (req.method !== 'POST') {
@@ -284,15 +317,8 @@ export class VirtApiServer {
       return;
     }
     // Everything else under the group version reaches us only through the aggregator.
-    const auth = this.#o.authenticator.authenticate(req);
-    if (!auth.ok) {
-      sendJson(
-        res,
-        auth.code,
-        statusBody(auth.code, auth.code === 401 ? 'Unauthorized' : 'Forbidden', auth.message),
-      );
-      return;
-    }
+    const auth = this.#authenticated(req);
+    if (!auth.ok) return sendJson(res, auth.status.code, auth.status);
     switch (path) {
       case `${VERSION_PATH}/version`:
         return sendJson(res, 200, versionInfo(version));
@@ -304,11 +330,37 @@ export class VirtApiServer {
     sendJson(
       res,
       404,
-      statusBody(
-        404,
-        'NotFound',
-        `${path} is not served by this virt-api yet (the subresource endpoints come later)`,
-      ),
+      statusBody(404, 'NotFound', `the server could not find the requested resource ${path}`),
     );
+  }
+
+  /** The user the front proxy names, or the status to answer with. */
+  #authenticated(
+    req: IncomingMessage,
+  ): { ok: true; user: RequestUser } | { ok: false; status: ReturnType<typeof statusBody> } {
+    const auth = this.#o.authenticator.authenticate(req);
+    if (auth.ok) return { ok: true, user: { user: auth.user, groups: auth.groups, extra: auth.extra } };
+    return {
+      ok: false,
+      status: statusBody(auth.code, auth.code === 401 ? 'Unauthorized' : 'Forbidden', auth.message),
+    };
+  }
+
+  #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', (err) => this.#log.debug({ err }, 'upgraded connection failed'));
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (!isNamespacedSubresourcePath(path) || this.#o.subresources === undefined) {
+      rejectUpgrade(socket, statusBody(404, 'NotFound', `${path} takes no websocket upgrade`));
+      return;
+    }
+    const who = this.#authenticated(req);
+    if (!who.ok) {
+      rejectUpgrade(socket, who.status);
+      return;
+    }
+    void this.#o.subresources.upgrade(req, socket, head, who.user).catch((err: unknown) => {
+      this.#log.error({ err, path }, 'stream request failed unexpectedly');
+      socket.destroy();
+    });
   }
 }

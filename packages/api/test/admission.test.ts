@@ -32,6 +32,7 @@ import {
   remove,
   startService,
   SERVICE_NAMESPACE,
+  webhookConfigurations,
   type ServiceProcess,
 } from './harness.ts';
 
@@ -58,81 +59,6 @@ const cleanup: KubernetesObject[] = [];
 
 const vmiGroup = { group: 'kubevirt.io', version: 'v1' };
 const custom = () => kc.makeApiClient(CustomObjectsApi);
-
-function webhookConfigurations(namespace: string): KubernetesObject[] {
-  const common = (
-    name: string,
-    path: string,
-    resources: string[],
-    group = 'kubevirt.io',
-    version = 'v1',
-  ) => ({
-    name,
-    admissionReviewVersions: ['v1'],
-    sideEffects: 'None',
-    failurePolicy: 'Fail',
-    timeoutSeconds: 10,
-    // Only this suite's namespace: other suites sharing the cluster never meet these webhooks.
-    namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': namespace } },
-    clientConfig: { service: { name: 'virt-api', namespace, path, port: 443 } },
-    rules: [
-      {
-        apiGroups: [group],
-        apiVersions: [version],
-        resources,
-        operations: ['CREATE', 'UPDATE'],
-        scope: 'Namespaced',
-      },
-    ],
-  });
-  return [
-    {
-      apiVersion: 'admissionregistration.k8s.io/v1',
-      kind: 'MutatingWebhookConfiguration',
-      metadata: { name: mutatingName },
-      webhooks: [
-        {
-          ...common('virtualmachines-mutator.kubevirt.io', '/virtualmachines-mutate', ['virtualmachines']),
-          reinvocationPolicy: 'Never',
-        },
-        {
-          ...common('virtualmachineinstances-mutator.kubevirt.io', '/virtualmachineinstances-mutate', [
-            'virtualmachineinstances',
-          ]),
-          reinvocationPolicy: 'Never',
-        },
-      ],
-    },
-    {
-      apiVersion: 'admissionregistration.k8s.io/v1',
-      kind: 'ValidatingWebhookConfiguration',
-      metadata: { name: validatingName },
-      webhooks: [
-        common('virtualmachines-validator.kubevirt.io', '/virtualmachines-validate', ['virtualmachines']),
-        common('virtualmachineinstances-validator.kubevirt.io', '/virtualmachineinstances-validate', [
-          'virtualmachineinstances',
-        ]),
-        common('replicasets-validator.kubevirt.io', '/virtualmachinereplicasets-validate', [
-          'virtualmachineinstancereplicasets',
-        ]),
-        common(
-          'instancetypes-validator.instancetype.kubevirt.io',
-          '/instancetypes-validate',
-          ['virtualmachineinstancetypes'],
-          'instancetype.kubevirt.io',
-          'v1beta1',
-        ),
-        common(
-          'preferences-validator.instancetype.kubevirt.io',
-          '/preferences-validate',
-          ['virtualmachinepreferences'],
-          'instancetype.kubevirt.io',
-          'v1beta1',
-        ),
-      ],
-    },
-  ] as unknown as KubernetesObject[];
-}
 
 async function kubectl(
   args: string[],
@@ -232,7 +158,7 @@ beforeAll(async () => {
   cleanup.push(
     ...rbac.filter((o) => o.kind?.startsWith('Cluster') || o.metadata?.namespace === 'kube-system'),
   );
-  const hooks = webhookConfigurations(ns.name);
+  const hooks = webhookConfigurations(ns.name, mutatingName, validatingName);
   for (const obj of hooks) await apply(kc, obj);
   cleanup.push(...hooks);
 
@@ -531,9 +457,11 @@ describe('certificate rotation', () => {
       },
       { timeoutMs: 60_000, description: "virt-api's certificate reissued under the new CA" },
     );
+    // The loop writes the leaves one after the other: the handlers' may land a moment after virt-api's.
     for (const name of [SECRETS.handlerServer, SECRETS.handlerClient]) {
-      expect(new X509Certificate(decode(await readSecret(name), 'tls.crt')).checkIssued(newCaCert)).toBe(
-        true,
+      await eventually(
+        async () => new X509Certificate(decode(await readSecret(name), 'tls.crt')).checkIssued(newCaCert),
+        { timeoutMs: 60_000, description: `${name} reissued under the new CA` },
       );
     }
     await eventually(async () => (await servedSerial()) === serving.serialNumber, {

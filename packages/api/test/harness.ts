@@ -158,6 +158,17 @@ export interface RbacNames {
   mutating: string;
   validating: string;
   apiService: string;
+  /**
+   * With the subresource endpoints: the Secret with virt-api's client certificate for virt-handler. virt-api then
+   * also gets the chart's subresource rules, for this namespace: read VMs, VMIs and handler pods, patch VMs (and
+   * their status) and VMIs, create SubjectAccessReviews.
+   */
+  handlerClientSecret?: string;
+  /**
+   * Who runs the certificate loop: devcluster's virt-controller account by default. A suite that must not have the
+   * VM controllers act (the account may hold the chart's cluster-wide rights from another suite) names its own.
+   */
+  certificateAccount?: { name: string; namespace: string };
 }
 
 const sa = (name: string) => ({ kind: 'ServiceAccount', name, namespace: SERVICE_NAMESPACE });
@@ -187,7 +198,11 @@ export function rbacObjects(n: RbacNames): KubernetesObject[] {
     kind,
     metadata: namespace === undefined ? { name } : { name, namespace },
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: roleKind, name: roleName },
-    subjects: [sa(subject)],
+    subjects: [
+      subject === 'virt-controller' && n.certificateAccount !== undefined
+        ? { kind: 'ServiceAccount', ...n.certificateAccount }
+        : sa(subject),
+    ],
   });
   return [
     role('test-virt-controller', n.namespace, [
@@ -251,10 +266,24 @@ export function rbacObjects(n: RbacNames): KubernetesObject[] {
       {
         apiGroups: [''],
         resources: ['secrets'],
-        resourceNames: n.secrets.slice(1, 2),
+        resourceNames: [
+          ...n.secrets.slice(1, 2),
+          ...(n.handlerClientSecret === undefined ? [] : [n.handlerClientSecret]),
+        ],
         verbs: ['get', 'list', 'watch'],
       },
       { apiGroups: ['kubevirt.io'], resources: ['kubevirts'], verbs: ['get', 'list', 'watch'] },
+      ...(n.handlerClientSecret === undefined
+        ? []
+        : [
+            { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
+            {
+              apiGroups: ['kubevirt.io'],
+              resources: ['virtualmachines', 'virtualmachineinstances'],
+              verbs: ['get', 'list', 'watch', 'patch'],
+            },
+            { apiGroups: ['kubevirt.io'], resources: ['virtualmachines/status'], verbs: ['patch'] },
+          ]),
     ]),
     binding('RoleBinding', 'test-virt-api', n.namespace, 'Role', 'test-virt-api', 'virt-api'),
     {
@@ -272,6 +301,11 @@ export function rbacObjects(n: RbacNames): KubernetesObject[] {
           ],
           verbs: ['get', 'list', 'watch'],
         },
+        ...(n.handlerClientSecret === undefined
+          ? []
+          : [
+              { apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] },
+            ]),
       ],
     },
     binding(
@@ -292,4 +326,87 @@ export function rbacObjects(n: RbacNames): KubernetesObject[] {
       'virt-api',
     ),
   ] as KubernetesObject[];
+}
+
+/**
+ * virt-api's mutating and validating webhooks as the chart registers them, limited to one namespace (other suites
+ * sharing the cluster never meet them) and pointing at the `virt-api` Service there.
+ */
+export function webhookConfigurations(
+  namespace: string,
+  mutatingName: string,
+  validatingName: string,
+): KubernetesObject[] {
+  const common = (
+    name: string,
+    path: string,
+    resources: string[],
+    group = 'kubevirt.io',
+    version = 'v1',
+  ) => ({
+    name,
+    admissionReviewVersions: ['v1'],
+    sideEffects: 'None',
+    failurePolicy: 'Fail',
+    timeoutSeconds: 10,
+    // Only this suite's namespace: other suites sharing the cluster never meet these webhooks.
+    namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': namespace } },
+    clientConfig: { service: { name: 'virt-api', namespace, path, port: 443 } },
+    rules: [
+      {
+        apiGroups: [group],
+        apiVersions: [version],
+        resources,
+        operations: ['CREATE', 'UPDATE'],
+        scope: 'Namespaced',
+      },
+    ],
+  });
+  return [
+    {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'MutatingWebhookConfiguration',
+      metadata: { name: mutatingName },
+      webhooks: [
+        {
+          ...common('virtualmachines-mutator.kubevirt.io', '/virtualmachines-mutate', ['virtualmachines']),
+          reinvocationPolicy: 'Never',
+        },
+        {
+          ...common('virtualmachineinstances-mutator.kubevirt.io', '/virtualmachineinstances-mutate', [
+            'virtualmachineinstances',
+          ]),
+          reinvocationPolicy: 'Never',
+        },
+      ],
+    },
+    {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingWebhookConfiguration',
+      metadata: { name: validatingName },
+      webhooks: [
+        common('virtualmachines-validator.kubevirt.io', '/virtualmachines-validate', ['virtualmachines']),
+        common('virtualmachineinstances-validator.kubevirt.io', '/virtualmachineinstances-validate', [
+          'virtualmachineinstances',
+        ]),
+        common('replicasets-validator.kubevirt.io', '/virtualmachinereplicasets-validate', [
+          'virtualmachineinstancereplicasets',
+        ]),
+        common(
+          'instancetypes-validator.instancetype.kubevirt.io',
+          '/instancetypes-validate',
+          ['virtualmachineinstancetypes'],
+          'instancetype.kubevirt.io',
+          'v1beta1',
+        ),
+        common(
+          'preferences-validator.instancetype.kubevirt.io',
+          '/preferences-validate',
+          ['virtualmachinepreferences'],
+          'instancetype.kubevirt.io',
+          'v1beta1',
+        ),
+      ],
+    },
+  ] as unknown as KubernetesObject[];
 }

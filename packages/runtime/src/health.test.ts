@@ -47,7 +47,9 @@ describe('HealthServer', () => {
     const { server, get } = await start();
     server.addReadinessCheck('leader-election', () => ({ ok: true, detail: 'standby; leader is pod-a' }));
     expect(await get('/readyz')).toMatchObject({ status: 200, body: 'readyz check passed\n' });
-    expect((await get('/readyz?verbose')).body).toBe('[+]leader-election ok: standby; leader is pod-a\nreadyz check passed\n');
+    expect((await get('/readyz?verbose')).body).toBe(
+      '[+]leader-election ok: standby; leader is pod-a\nreadyz check passed\n',
+    );
     server.addReadinessCheck('caches', () => ({ ok: false, detail: 'vmi informer not synced' }));
     expect((await get('/readyz')).body).toContain('[-]caches failed: vmi informer not synced');
   });

@@ -115,7 +115,9 @@ export class HealthServer {
         });
         const outcome = await Promise.race([Promise.resolve().then(check), timeout]);
         if (typeof outcome === 'object') {
-          return outcome.ok ? { name, ok: true, detail: outcome.detail } : { name, ok: false, reason: outcome.detail };
+          return outcome.ok
+            ? { name, ok: true, detail: outcome.detail }
+            : { name, ok: false, reason: outcome.detail };
         }
         return outcome === true
           ? { name, ok: true }
@@ -148,7 +150,9 @@ export class HealthServer {
         const verbose = url.searchParams.has('verbose') || !ok;
         const lines = verbose
           ? results.map((r) =>
-              r.ok ? `[+]${r.name} ok${r.detail ? `: ${r.detail}` : ''}` : `[-]${r.name} failed: ${r.reason ?? 'not ready'}`,
+              r.ok
+                ? `[+]${r.name} ok${r.detail ? `: ${r.detail}` : ''}`
+                : `[-]${r.name} failed: ${r.reason ?? 'not ready'}`,
             )
           : [];
         lines.push(ok ? 'readyz check passed' : 'readyz check failed');

@@ -1,1 +1,17 @@
-export {};
+// @kubevirt-ts/virtctl: the CLI as a library (tests and tools drive it in-process); the binary is main.ts.
+export { ApiClient, UpgradeRefused, loadKubeConfig, type ConnectionFlags, type Response } from './client.ts';
+export { helpText, parseCommandLine, programName, type Command, type Invocation } from './cli.ts';
+export { PLAIN_STREAM_PROTOCOL, clientVersion, execute, subresourcePath, type Io } from './commands.ts';
+export { ESCAPE_BYTE, attachConsole, closeProblem, splitAtEscape, type ConsoleIo } from './console.ts';
+export {
+  API_SERVICE,
+  UsageError,
+  VirtctlError,
+  failure,
+  statusOf,
+  unreachable,
+  type Action,
+  type ApiStatus,
+  type Kind,
+} from './errors.ts';
+export { proxyVnc, type VncOptions } from './vnc.ts';

@@ -29,17 +29,20 @@ export function jsonEqual(a: unknown, b: unknown): boolean {
   return false;
 }
 
+/** A member's value, never one inherited from Object.prototype (`valueOf`, `constructor` are legal JSON keys). */
+const own = (o: JsonObject, key: string): unknown => (Object.hasOwn(o, key) ? o[key] : undefined);
+
 const escape = (segment: string): string => segment.replaceAll('~', '~0').replaceAll('/', '~1');
 
 function diffInto(before: unknown, after: unknown, pointer: string, ops: JsonPatchOperation[]): void {
   if (jsonEqual(before, after)) return;
   if (isObject(before) && isObject(after)) {
     for (const key of definedKeys(before)) {
-      if (after[key] === undefined) ops.push({ op: 'remove', path: `${pointer}/${escape(key)}` });
+      if (own(after, key) === undefined) ops.push({ op: 'remove', path: `${pointer}/${escape(key)}` });
     }
     for (const key of definedKeys(after)) {
       const path = `${pointer}/${escape(key)}`;
-      if (before[key] === undefined) ops.push({ op: 'add', path, value: after[key] });
+      if (own(before, key) === undefined) ops.push({ op: 'add', path, value: after[key] });
       else diffInto(before[key], after[key], path, ops);
     }
     return;
@@ -80,7 +83,7 @@ export function changedPaths(a: unknown, b: unknown, base: string, limit = 10): 
     if (out.length >= limit || jsonEqual(x, y)) return;
     if (isObject(x) && isObject(y)) {
       const keys = new Set([...definedKeys(x), ...definedKeys(y)]);
-      for (const k of [...keys].sort()) walk(x[k], y[k], childPath(path, k));
+      for (const k of [...keys].sort()) walk(own(x, k), own(y, k), childPath(path, k));
       return;
     }
     if (Array.isArray(x) && Array.isArray(y) && x.length === y.length) {

@@ -1,0 +1,304 @@
+// virtctl's command line: the commands and flags of KubeVirt's virtctl that kubevirt-ts serves, plus kubectl's
+// connection flags (--kubeconfig, --context, -n/--namespace), parsed into one Invocation. Boolean flags also take
+// `=true`/`=false`, as Go's flag package (and so KubeVirt's virtctl) allows.
+import { parseArgs } from 'node:util';
+import { UsageError } from './errors.ts';
+import type { ConnectionFlags } from './client.ts';
+
+export type Command =
+  | { name: 'start'; target: string; paused: boolean; dryRun: boolean }
+  | { name: 'stop' | 'restart'; target: string; gracePeriod: number | undefined; dryRun: boolean }
+  | { name: 'pause' | 'unpause'; kind: 'vm' | 'vmi'; target: string; dryRun: boolean }
+  | { name: 'softreboot' | 'guestosinfo'; target: string }
+  | { name: 'console'; target: string; timeoutMinutes: number }
+  | { name: 'vnc'; target: string; proxyOnly: boolean; port: number; address: string }
+  | { name: 'version' }
+  | { name: 'help'; topic: string | undefined };
+
+export interface Invocation {
+  connection: ConnectionFlags;
+  command: Command;
+}
+
+type OptionSpec = { type: 'string' | 'boolean'; short?: string };
+
+const GLOBAL: Record<string, OptionSpec> = {
+  kubeconfig: { type: 'string' },
+  context: { type: 'string' },
+  namespace: { type: 'string', short: 'n' },
+  help: { type: 'boolean', short: 'h' },
+};
+
+const COMMANDS: Record<string, { usage: string; summary: string; options: Record<string, OptionSpec> }> = {
+  start: {
+    usage: 'start VM [--paused] [--dry-run]',
+    summary: 'Start a virtual machine.',
+    options: { paused: { type: 'boolean' }, 'dry-run': { type: 'boolean' } },
+  },
+  stop: {
+    usage: 'stop VM [--grace-period=SECONDS --force] [--dry-run]',
+    summary: 'Stop a virtual machine.',
+    options: {
+      'grace-period': { type: 'string' },
+      force: { type: 'boolean' },
+      'dry-run': { type: 'boolean' },
+    },
+  },
+  restart: {
+    usage: 'restart VM [--grace-period=0 --force] [--dry-run]',
+    summary: 'Restart a virtual machine.',
+    options: {
+      'grace-period': { type: 'string' },
+      force: { type: 'boolean' },
+      'dry-run': { type: 'boolean' },
+    },
+  },
+  pause: {
+    usage: 'pause vm|vmi NAME [--dry-run]',
+    summary: 'Pause a virtual machine (its state stays in memory).',
+    options: { 'dry-run': { type: 'boolean' } },
+  },
+  unpause: {
+    usage: 'unpause vm|vmi NAME [--dry-run]',
+    summary: 'Unpause a paused virtual machine.',
+    options: { 'dry-run': { type: 'boolean' } },
+  },
+  softreboot: {
+    usage: 'softreboot VMI',
+    summary: 'Reboot the guest through its agent or ACPI.',
+    options: {},
+  },
+  guestosinfo: {
+    usage: 'guestosinfo VMI',
+    summary: 'Print what the guest agent reports about the operating system.',
+    options: {},
+  },
+  console: {
+    usage: 'console VMI [--timeout=MINUTES]',
+    summary: 'Connect to the serial console of a virtual machine instance (Ctrl+] leaves).',
+    options: { timeout: { type: 'string' } },
+  },
+  vnc: {
+    usage: 'vnc VMI [--proxy-only] [--port=PORT] [--address=ADDRESS]',
+    summary: 'Open a VNC connection to a virtual machine instance.',
+    options: { 'proxy-only': { type: 'boolean' }, port: { type: 'string' }, address: { type: 'string' } },
+  },
+  version: { usage: 'version', summary: 'Print the client and server versions.', options: {} },
+  help: { usage: 'help [COMMAND]', summary: 'Show help for virtctl or one of its commands.', options: {} },
+};
+
+/** `virtctl`, or `kubectl virt` when run as the kubectl plugin. */
+export function programName(argv1: string | undefined = process.argv[1]): string {
+  return /kubectl-virt(\.[cm]?js)?$/.test(argv1 ?? '') ? 'kubectl virt' : 'virtctl';
+}
+
+export function helpText(topic?: string, program = programName()): string {
+  const connection =
+    'Connection flags (as kubectl):\n' +
+    '  --kubeconfig PATH   the kubeconfig to use (default: $KUBECONFIG, then ~/.kube/config)\n' +
+    '  --context NAME      the kubeconfig context to use\n' +
+    '  -n, --namespace NS  the namespace of the VM (default: the context’s, then "default")\n';
+  const spec = topic === undefined ? undefined : COMMANDS[topic];
+  if (spec !== undefined && topic !== undefined) {
+    return `${spec.summary}\n\nUsage:\n  ${program} ${spec.usage}\n\n${connection}`;
+  }
+  const width = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return (
+    `${program} controls KubeVirt virtual machines (kubevirt-ts).\n\n` +
+    `Usage:\n  ${program} COMMAND [ARGS] [FLAGS]\n\nCommands:\n${lines.join('\n')}\n\n${connection}\n` +
+    `Run "${program} help COMMAND" for a command's flags.\n`
+  );
+}
+
+/** Levenshtein distance, for "did you mean". */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let previous = row[0] ?? 0;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const current = row[j] ?? 0;
+      row[j] = Math.min(current + 1, (row[j - 1] ?? 0) + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1));
+      previous = current;
+    }
+  }
+  return row[b.length] ?? 0;
+}
+
+function suggest(word: string, known: string[]): string {
+  const best = known.map((k) => ({ k, d: distance(word, k) })).sort((x, y) => x.d - y.d)[0];
+  return best !== undefined && best.d <= 2 ? ` (did you mean ${best.k}?)` : '';
+}
+
+/** Rewrites `--flag=true` to `--flag` and drops `--flag=false` for boolean flags. */
+function normalizeBooleans(args: string[], booleans: Set<string>): string[] {
+  const out: string[] = [];
+  for (const arg of args) {
+    const match = /^--([^=]+)=(.*)$/.exec(arg);
+    if (match !== null && booleans.has(match[1] ?? '')) {
+      const value = (match[2] ?? '').toLowerCase();
+      if (value === 'true') out.push(`--${match[1]}`);
+      else if (value !== 'false')
+        throw new UsageError(`--${match[1]} takes true or false, not ${JSON.stringify(match[2])}`);
+      continue;
+    }
+    out.push(arg);
+  }
+  return out;
+}
+
+function integer(flag: string, raw: string | undefined, min: number, max: number): number | undefined {
+  if (raw === undefined) return undefined;
+  if (!/^-?\d+$/.test(raw))
+    throw new UsageError(`--${flag} takes a whole number, not ${JSON.stringify(raw)}`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new UsageError(`--${flag} must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+/**
+ * Parses argv (without node and the script) into what to do; throws UsageError. `program` is how messages name
+ * the tool (`virtctl`, or `kubectl virt` as the plugin).
+ */
+export function parseCommandLine(argv: string[], program = programName()): Invocation {
+  // The command is the first word that is not a flag or the value of a connection flag.
+  let index = -1;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    if (['--kubeconfig', '--context', '--namespace', '-n'].includes(arg)) {
+      i++;
+      continue;
+    }
+    if (!arg.startsWith('-')) {
+      index = i;
+      break;
+    }
+  }
+  const name = index === -1 ? undefined : argv[index];
+  if (name === undefined) {
+    if (argv.length === 0 || argv.includes('-h') || argv.includes('--help')) {
+      return { connection: {}, command: { name: 'help', topic: undefined } };
+    }
+    throw new UsageError(`no command given; run "${program} help" for the commands`);
+  }
+  const spec = COMMANDS[name];
+  if (spec === undefined) {
+    throw new UsageError(
+      `unknown command "${name}"${suggest(name, Object.keys(COMMANDS))}; run "${program} help"`,
+    );
+  }
+  const rest = [...argv.slice(0, index), ...argv.slice(index + 1)];
+  const options = { ...GLOBAL, ...spec.options };
+  const booleans = new Set(
+    Object.entries(options)
+      .filter(([, o]) => o.type === 'boolean')
+      .map(([k]) => k),
+  );
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: normalizeBooleans(rest, booleans),
+      options,
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    const unknown = /Unknown option '(-{1,2})([^']+)'/.exec(message);
+    if (unknown !== null) {
+      const flag = unknown[2] ?? '';
+      throw new UsageError(
+        `unknown flag ${unknown[1]}${flag} for "${name}"${suggest(flag, Object.keys(options))}; ` +
+          `usage: ${program} ${spec.usage}`,
+      );
+    }
+    throw new UsageError(`${message}; usage: ${program} ${spec.usage}`);
+  }
+  const values = parsed.values as Record<string, string | boolean | undefined>;
+  const positionals = parsed.positionals;
+  const connection: ConnectionFlags = {
+    kubeconfig: values.kubeconfig as string | undefined,
+    context: values.context as string | undefined,
+    namespace: values.namespace as string | undefined,
+  };
+  if (values.help === true || name === 'help') {
+    return { connection, command: { name: 'help', topic: name === 'help' ? positionals[0] : name } };
+  }
+  const expect = (count: number, what: string): string[] => {
+    if (positionals.length !== count) {
+      throw new UsageError(
+        `"${name}" takes ${what}, got ${positionals.length === 0 ? 'none' : positionals.join(' ')}; ` +
+          `usage: ${program} ${spec.usage}`,
+      );
+    }
+    return positionals;
+  };
+  const flag = (key: string) => values[key];
+  const dryRun = flag('dry-run') === true;
+  switch (name) {
+    case 'start':
+      return {
+        connection,
+        command: { name, target: expect(1, 'one VM name')[0] ?? '', paused: flag('paused') === true, dryRun },
+      };
+    case 'stop':
+    case 'restart': {
+      const target = expect(1, 'one VM name')[0] ?? '';
+      const gracePeriod = integer('grace-period', flag('grace-period') as string | undefined, -1, 2 ** 31);
+      const force = flag('force') === true;
+      if ((gracePeriod !== undefined) !== force) {
+        throw new UsageError('Must both use --force=true and set --grace-period.');
+      }
+      return { connection, command: { name, target, gracePeriod, dryRun } };
+    }
+    case 'pause':
+    case 'unpause': {
+      const [kindWord, target] = expect(2, 'a kind (vm or vmi) and a name');
+      const kind = (kindWord ?? '').toLowerCase();
+      const resolved =
+        kind === 'vm' || kind === 'vms' || kind === 'virtualmachine' || kind === 'virtualmachines'
+          ? 'vm'
+          : kind === 'vmi' ||
+              kind === 'vmis' ||
+              kind === 'virtualmachineinstance' ||
+              kind === 'virtualmachineinstances'
+            ? 'vmi'
+            : undefined;
+      if (resolved === undefined) {
+        throw new UsageError(
+          `"${name}" takes vm or vmi as its first argument, not "${kindWord}"; usage: ${program} ${spec.usage}`,
+        );
+      }
+      return { connection, command: { name, kind: resolved, target: target ?? '', dryRun } };
+    }
+    case 'softreboot':
+    case 'guestosinfo':
+      return { connection, command: { name, target: expect(1, 'one VMI name')[0] ?? '' } };
+    case 'console':
+      return {
+        connection,
+        command: {
+          name,
+          target: expect(1, 'one VMI name')[0] ?? '',
+          timeoutMinutes: integer('timeout', flag('timeout') as string | undefined, 0, 24 * 60) ?? 5,
+        },
+      };
+    case 'vnc':
+      return {
+        connection,
+        command: {
+          name,
+          target: expect(1, 'one VMI name')[0] ?? '',
+          proxyOnly: flag('proxy-only') === true,
+          port: integer('port', flag('port') as string | undefined, 0, 65535) ?? 0,
+          address: (flag('address') as string | undefined) ?? '127.0.0.1',
+        },
+      };
+    case 'version':
+      expect(0, 'no arguments');
+      return { connection, command: { name } };
+    default:
+      throw new UsageError(`unknown command "${name}"`);
+  }
+}

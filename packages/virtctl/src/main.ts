@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+// virtctl (also installed as `kubectl-virt`, so `kubectl virt ...` runs it): parses the command line, runs the
+// command, and turns failures into one clear line on stderr with kubectl's exit codes (1 failure, 2 usage).
+import { parseCommandLine, programName } from './cli.ts';
+import { execute } from './commands.ts';
+import { UsageError, VirtctlError } from './errors.ts';
+
+async function main(argv: string[]): Promise<number> {
+  try {
+    await execute(parseCommandLine(argv), {
+      stdin: process.stdin,
+      stdout: process.stdout,
+      stderr: process.stderr,
+    });
+    return 0;
+  } catch (err) {
+    if (err instanceof UsageError || err instanceof VirtctlError) {
+      process.stderr.write(`${programName()}: ${err.message}\n`);
+      return err.exitCode;
+    }
+    process.stderr.write(
+      `${programName()}: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));
