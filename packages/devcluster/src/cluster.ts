@@ -35,6 +35,12 @@ import { ensurePki, pkiFiles } from './pki.ts';
 import { request } from './probe.ts';
 import { isAlive, isOurProcess, readPidFile, removeFile, terminate, withLockFile } from './processes.ts';
 import { ensureServiceAccountKubeconfigs, serviceKubeconfigPaths } from './serviceaccounts.ts';
+import {
+  createNodeNetworks,
+  DEFAULT_NODE_COUNT,
+  prepareClusterForNodes,
+  prepareNodes,
+} from './node/setup.ts';
 import type { ClusterState, ComponentStatus, SupervisorStatus } from './spec.ts';
 
 const DEFAULT_READY_TIMEOUT_MS = 180_000;
@@ -49,6 +55,7 @@ const STATE_ENTRIES = new Set([
   'run',
   'lock',
   'apiserver-certs',
+  'nodes',
 ]);
 
 export interface CommonOptions {
@@ -319,6 +326,10 @@ export interface UpOptions extends CommonOptions {
   /** Host port of the API server forwarder. */
   hostPort?: number;
   readyTimeoutMs?: number;
+  /** Nodes whose agents run pods (default 2; 0: the control plane only). */
+  nodes?: number;
+  /** Nodes run pods without processes (control-plane benchmarks only). */
+  simulatePods?: boolean;
 }
 
 export interface UpResult {
@@ -364,6 +375,12 @@ export async function up(options: UpOptions = {}): Promise<UpResult> {
       progress('devcluster is already running; checking it');
       await waitForControlPlane(existing, paths, progress, timeoutMs, false);
       await writeServiceKubeconfigs(existing, paths);
+      const running = existing.nodes?.nodes.length ?? 0;
+      if (options.nodes !== undefined && options.nodes !== running) {
+        progress(
+          `the running devcluster has ${running} node(s), not ${options.nodes}; devcluster down, then up --nodes ${options.nodes}`,
+        );
+      }
       return { state: existing, alreadyRunning: true, reclaimed: [], built: binaries.built };
     }
 
@@ -419,6 +436,14 @@ export async function up(options: UpOptions = {}): Promise<UpResult> {
     });
 
     const services = serviceKubeconfigPaths(paths.kubeconfigs);
+    const nodes = await prepareNodes({
+      paths,
+      count: options.nodes ?? DEFAULT_NODE_COUNT,
+      simulatePods: options.simulatePods ?? false,
+      apiserverUrl: insideUrl,
+      kubernetesVersion: binaries.versions.kubernetes,
+      cacheRoot: options.cacheRoot ?? defaultCacheRoot(),
+    });
     const state: ClusterState = {
       formatVersion: 1,
       createdAt: new Date().toISOString(),
@@ -449,7 +474,8 @@ export async function up(options: UpOptions = {}): Promise<UpResult> {
         kubeconfigs,
         hostPort,
         nodeScript,
-      }),
+      }).concat(nodes.components),
+      nodes: nodes.state,
     };
     await writeClusterState(paths, state);
 
@@ -457,11 +483,13 @@ export async function up(options: UpOptions = {}): Promise<UpResult> {
     progress(
       `network namespace ${NETWORK.namespace} with ${NETWORK.controlPlaneAddress}/${NETWORK.prefixLength} on ${NETWORK.bridge}`,
     );
+    await createNodeNetworks(nodes.state);
     const supervisorPid = startSupervisor(paths);
     progress(`supervisor started (pid ${supervisorPid}); logs in ${paths.logs}`);
     try {
       await waitForControlPlane(state, paths, progress, timeoutMs, true);
       await writeServiceKubeconfigs(state, paths);
+      await prepareClusterForNodes(loadKubeConfig(state.kubeconfigs.adminHost));
     } catch (err) {
       // Leave nothing running, but keep the state dir: its logs explain the failure.
       await stopAll(paths).catch(() => undefined);

@@ -42,3 +42,14 @@ export {
   type CertRequest,
 } from './pki.ts';
 export type { ClusterState, ComponentSpec, ComponentStatus, SupervisorStatus } from './spec.ts';
+// Nodes (devcluster part 2): their layout, the image store, and the device-plugin API pieces tests reuse.
+export { nodeIdentity, nodePaths, podVolumeDir, type NodeIdentity, type NodePaths } from './node/layout.ts';
+export { DEFAULT_NODE_COUNT, STATIC_STORAGE_CLASS, type NodesState, type NodeSummary } from './node/setup.ts';
+export {
+  ensureTestGuestImage,
+  importStoreImage,
+  resolveImage,
+  TEST_GUEST_REPOSITORY,
+} from './node/images.ts';
+export { DeviceManager, type Allocation } from './node/deviceplugin/manager.ts';
+export { healthyDevices, SampleDevicePlugin } from './node/deviceplugin/sample.ts';

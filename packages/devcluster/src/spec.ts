@@ -1,5 +1,6 @@
 // The data `up` hands to the supervisor (cluster.json) and the status the supervisor reports back. Plain JSON
 // types, so the CLI, the supervisor and the test harness agree on them without importing each other's code.
+import type { NodesState } from './node/setup.ts';
 
 /** How the supervisor decides a component it started is ready (it probes from the host network namespace). */
 export type ReadinessProbe =
@@ -72,6 +73,8 @@ export interface ClusterState {
   };
   /** Start order; the supervisor stops them in reverse. */
   components: ComponentSpec[];
+  /** The nodes `up --nodes N` made (absent: none); their agents are among the components. */
+  nodes?: NodesState;
 }
 
 export type ComponentState = 'waiting' | 'starting' | 'ready' | 'backoff' | 'stopping' | 'stopped';

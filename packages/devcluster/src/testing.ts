@@ -7,6 +7,8 @@ import { afterAll, beforeAll } from 'vitest';
 import { eventually, kubeConfigFromEnv } from './harness.ts';
 
 export * from './harness.ts';
+// Nodes that run pods (devcluster part 2): finding them, pinning pods to one, waiting for pods.
+export * from './node/testing.ts';
 
 export interface TestNamespace {
   /** Unique per test file, e.g. `informer-3f9a1c`. */

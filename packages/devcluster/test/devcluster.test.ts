@@ -60,7 +60,7 @@ describe('the control plane', () => {
     expect(version.gitVersion).toBe(state.versions.kubernetes);
   });
 
-  it('schedules nothing without nodes: a Deployment creates Pending, unschedulable pods', async () => {
+  it('leaves pods no node fits Pending and unschedulable (the controllers and scheduler act)', async () => {
     const apps = ns.kc.makeApiClient(AppsV1Api);
     const labels = { app: 'pending-web' };
     await apps.createNamespacedDeployment({
@@ -70,7 +70,14 @@ describe('the control plane', () => {
         spec: {
           replicas: 2,
           selector: { matchLabels: labels },
-          template: { metadata: { labels }, spec: { containers: [{ name: 'web', image: 'node:24' }] } },
+          template: {
+            metadata: { labels },
+            // No node has this label, whether devcluster runs nodes or not.
+            spec: {
+              nodeSelector: { 'kubevirt-ts.dev/no-such-node': 'true' },
+              containers: [{ name: 'web', image: 'node:24' }],
+            },
+          },
         },
       },
     });
