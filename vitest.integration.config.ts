@@ -1,7 +1,9 @@
 // Integration and end-to-end suites: real API server (devcluster), real libvirt/QEMU. One file at a time, since
-// they share one cluster; each file gets its own namespace through the harness.
+// they share one cluster; each file gets its own namespace through the harness. The e2e files run last, in name
+// order (test/e2e/sequencer.ts says why).
 import { defineConfig, mergeConfig } from 'vitest/config';
 import shared from './vitest.shared.ts';
+import IntegrationSequencer from './test/e2e/sequencer.ts';
 
 export default mergeConfig(
   shared,
@@ -11,6 +13,7 @@ export default mergeConfig(
       fileParallelism: false,
       testTimeout: 120_000,
       hookTimeout: 180_000,
+      sequence: { sequencer: IntegrationSequencer },
     },
   }),
 );

@@ -19,24 +19,30 @@ import {
   up,
   type UpResult,
 } from './cluster.ts';
-import { DevclusterError } from './errors.ts';
+import { DevclusterError, errorMessage } from './errors.ts';
+import { podLogFile, parsePodLogTarget } from './node/logs.ts';
+import { DEFAULT_NODE_COUNT, nodeCount } from './node/setup.ts';
 import { compactEtcd, restartApiServer } from './harness.ts';
+import { runDemo } from './demo.ts';
 import { expose } from './expose.ts';
 import { defaultCacheRoot, defaultStateDir, ENV, statePaths } from './layout.ts';
 import type { ClusterState } from './spec.ts';
 
 const USAGE = `usage: devcluster COMMAND
 
-  up [--port N]            start the control plane (builds binaries on first use); harmless when already up
+  up [--port N] [--nodes N] [--simulate-pods]
+                           start the control plane and N nodes (default 2) that run pods (builds binaries on first
+                           use); harmless when already up. --simulate-pods: pods go Running without processes
+                           (control-plane benchmarks only)
   down [--keep-state]      stop everything and remove the namespace and state (keep PKI, etcd data, logs)
   status                   components, pids, restarts and /readyz (exit 0 ready, 1 not ready, 3 not running)
   env [--inside]           shell exports for kubectl/helm: eval "$(devcluster env)"
-  logs [COMPONENT] [-f] [-n N]
+  logs [COMPONENT | pod/NAMESPACE/NAME[/CONTAINER]] [-f] [-n N] [-p]
                            a component's log (all components' tails without COMPONENT)
   exec -- CMD [ARGS…]      run CMD inside the cluster's network namespace (KUBECONFIG set for it)
   test -- CMD [ARGS…]      up, run CMD inside the namespace with KUBEVIRT_TS_INTEGRATION=1, down; exits with CMD's code
                            (${ENV.mode}=keep: use a running devcluster and leave it up)
-  demo                     up, then say what the demo does not do yet
+  demo                     2 nodes, helm install the chart, boot examples/vm-demo.yaml and show its console
   expose NAME --port P [--target-port T] [--namespace NS] [--address IP]
                            a selector-less Service + EndpointSlice so the API server reaches a process run from source
   build [--force]          only build/fetch the binaries into the cache
@@ -69,9 +75,17 @@ function summary(result: UpResult, elapsedMs: number): string {
 }
 
 async function cmdUp(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { port: { type: 'string' } } });
+  const { values } = parseArgs({
+    args,
+    options: { port: { type: 'string' }, nodes: { type: 'string' }, 'simulate-pods': { type: 'boolean' } },
+  });
   const started = Date.now();
-  const result = await up({ progress, ...(values.port ? { hostPort: Number(values.port) } : {}) });
+  const result = await up({
+    progress,
+    ...(values.port ? { hostPort: Number(values.port) } : {}),
+    ...(values.nodes !== undefined ? { nodes: nodeCount(values.nodes, DEFAULT_NODE_COUNT) } : {}),
+    ...(values['simulate-pods'] ? { simulatePods: true } : {}),
+  });
   say(summary(result, Date.now() - started));
   return 0;
 }
@@ -148,7 +162,11 @@ async function cmdLogs(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { follow: { type: 'boolean', short: 'f' }, tail: { type: 'string', short: 'n' } },
+    options: {
+      follow: { type: 'boolean', short: 'f' },
+      tail: { type: 'string', short: 'n' },
+      previous: { type: 'boolean', short: 'p' },
+    },
   });
   const state = await readClusterState();
   if (!state)
@@ -166,11 +184,19 @@ async function cmdLogs(args: string[]): Promise<number> {
     }
     return 0;
   }
-  const log = logs.find((l) => l.name === name);
+  const podLog = parsePodLogTarget(name)
+    ? await podLogFile(state, name, values.previous ?? false).catch((err: unknown) => {
+        throw new DevclusterError(
+          errorMessage(err),
+          'kubectl get pods -A -o wide shows the pods and their nodes',
+        );
+      })
+    : undefined;
+  const log = podLog ? { name, file: podLog } : logs.find((l) => l.name === name);
   if (!log) {
     throw new DevclusterError(
       `no component named ${name}`,
-      `components: ${logs.map((l) => l.name).join(', ')}`,
+      `components: ${logs.map((l) => l.name).join(', ')}; a pod's container: pod/NAMESPACE/NAME[/CONTAINER]`,
     );
   }
   process.stdout.write(
@@ -197,6 +223,12 @@ async function cmdTest(args: string[]): Promise<number> {
     progress(
       `using the running devcluster${keep ? '' : ' (it stays up afterwards: this command did not start it)'}`,
     );
+    const nodes = (await readClusterState())?.nodes?.nodes.length ?? 0;
+    if (nodes < DEFAULT_NODE_COUNT) {
+      progress(
+        `the running devcluster has ${nodes} node(s); suites that run pods need ${DEFAULT_NODE_COUNT} (devcluster down, then run this again)`,
+      );
+    }
   } else {
     const started = Date.now();
     await up({ progress });
@@ -225,21 +257,7 @@ async function cmdTest(args: string[]): Promise<number> {
 }
 
 async function cmdDemo(): Promise<number> {
-  const started = Date.now();
-  const result = await up({ progress });
-  say(summary(result, Date.now() - started));
-  say(
-    [
-      '',
-      'What the demo does not do yet (said plainly, nothing is faked):',
-      '  - there are no nodes: pods stay Pending (devcluster part 2 adds local nodes)',
-      '  - the kubevirt-ts chart is not installed and no VM is applied (later issues)',
-      '  - so no VM boots and there is no console to show',
-      'What works now: a real Kubernetes control plane you can use with kubectl and helm.',
-      'Stop it with: make demo-down',
-    ].join('\n'),
-  );
-  return 0;
+  return runDemo({ say });
 }
 
 async function cmdExpose(args: string[]): Promise<number> {
