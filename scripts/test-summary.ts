@@ -39,5 +39,7 @@ for (const file of files.sort()) {
     `summary: ${file.replace('.json', '').padEnd(12)} ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${skipped} skipped`,
   );
 }
-console.log(`summary: ${'total'.padEnd(12)} ${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
+console.log(
+  `summary: ${'total'.padEnd(12)} ${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`,
+);
 process.exit(ok && totals.failed === 0 ? 0 : 1);
