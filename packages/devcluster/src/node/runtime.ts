@@ -7,6 +7,7 @@ import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
+import { fileURLToPath } from 'node:url';
 import { commandLine, isAlive } from '../processes.ts';
 import {
   renderContainerScript,
@@ -29,6 +30,11 @@ const TOOL_CANDIDATES: Record<keyof SandboxTools, string[]> = {
   unshare: ['/usr/bin/unshare'],
   nsenter: ['/usr/bin/nsenter'],
 };
+
+// The repository our images run from (four levels up from this file). A container mounts a fresh /tmp and /run,
+// which would hide a clone living there (CI clones under /tmp), so it is bound back when it is under either.
+const REPO_ROOT = fileURLToPath(new URL('../../../../', import.meta.url)).replace(/\/$/, '');
+const HIDDEN_REPO_ROOT = /^\/(tmp|run)\//.test(`${REPO_ROOT}/`) ? [REPO_ROOT] : [];
 
 export function findSandboxTools(): SandboxTools {
   const out = {} as SandboxTools;
@@ -122,7 +128,7 @@ export class ContainerRuntime {
     await mkdir(req.dir, { recursive: true, mode: 0o700 });
     await mkdir(dirname(req.logFile), { recursive: true });
     const script = renderContainerScript(
-      { ...req.sandbox, dir: req.dir, hostSubmounts: this.#submounts },
+      { ...req.sandbox, dir: req.dir, hostSubmounts: this.#submounts, keepHostPaths: HIDDEN_REPO_ROOT },
       this.#tools,
     );
     const shim = renderShimScript(

@@ -169,3 +169,17 @@ describe('renderShimScript', () => {
     expect(hostNetwork).not.toContain('--pid');
   });
 });
+
+describe('host paths a fresh /tmp would hide', () => {
+  it('binds them back read-only after /tmp and /run are mounted', () => {
+    const without = renderContainerScript(box(), tools, (p) => p);
+    expect(without).not.toContain('/tmp/ci/repo');
+    const script = renderContainerScript(box({ keepHostPaths: ['/tmp/ci/repo'] }), tools, (p) => p);
+    const lines = script.split('\n');
+    const tmpfsTmp = lines.findIndex((l) => l.includes('tmpfs') && /rootfs\/tmp'?$/.test(l));
+    const bind = lines.findIndex((l) => l.includes('--rbind') && l.includes('/tmp/ci/repo'));
+    expect(tmpfsTmp).toBeGreaterThanOrEqual(0);
+    expect(bind).toBeGreaterThan(tmpfsTmp);
+    expect(lines[bind + 1]).toMatch(/remount,bind,ro .*rootfs\/tmp\/ci\/repo/);
+  });
+});

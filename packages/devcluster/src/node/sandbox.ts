@@ -32,6 +32,11 @@ export interface ContainerSandbox {
   files: ImageFile[];
   /** Host file systems other than / (mount points), bound read-only so the container sees them as the host does. */
   hostSubmounts: string[];
+  /**
+   * Host folders that the container's fresh /tmp or /run would hide but its command needs, bound back read-only:
+   * the repository our images run from may itself be a clone under /tmp.
+   */
+  keepHostPaths?: string[];
   workingDir: string;
   argv: string[];
   /** A small init as PID 1 that forwards SIGTERM/SIGINT and reaps orphans (what tini does in an image). */
@@ -168,6 +173,13 @@ export function renderContainerScript(
     `${mount} -t tmpfs -o mode=0755 tmpfs ${at('/run')}`,
     `${mkdir} -p ${at('/run/lock')}`,
   );
+  for (const keep of box.keepHostPaths ?? []) {
+    lines.push(
+      `${mkdir} -p ${at(keep)}`,
+      `${mount} --rbind ${quote(keep)} ${at(keep)}`,
+      `${mount} -o remount,bind,ro ${at(keep)}`,
+    );
+  }
   for (const p of box.privatePaths) {
     lines.push(`${mkdir} -p ${at(p.path)}`, `${mount} -t tmpfs -o mode=0755 tmpfs ${at(p.path)}`);
     for (const seed of p.seed ?? []) {
