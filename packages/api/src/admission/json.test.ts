@@ -5,6 +5,21 @@ import jsonPatch from 'fast-json-patch';
 import { describe, expect, it } from 'vitest';
 import { changedPaths, createPatch, jsonEqual } from './json.ts';
 
+// fast-json-patch (the oracle) refuses, by design, any path through `__proto__` or `constructor/prototype`, and
+// fast-check generates such keys on purpose now and then; the API server never sends them (field names are schema-
+// checked, label and annotation keys must start with an alphanumeric), so arbitrary documents leave them out.
+const BANNED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+const withoutBannedKeys = (v: unknown): boolean =>
+  Array.isArray(v)
+    ? v.every(withoutBannedKeys)
+    : typeof v === 'object' && v !== null
+      ? Object.entries(v).every(([k, x]) => !BANNED_KEYS.has(k) && withoutBannedKeys(x))
+      : true;
+const arbitraryJson = fc
+  .jsonValue({ maxDepth: 4 })
+  .map((v) => JSON.parse(JSON.stringify(v)) as unknown)
+  .filter(withoutBannedKeys);
+
 const apply = (doc: unknown, ops: ReturnType<typeof createPatch>): unknown =>
   jsonPatch.applyPatch(structuredClone(doc), ops as jsonPatch.Operation[], true, false).newDocument;
 
@@ -39,9 +54,8 @@ describe('createPatch', () => {
   });
 
   it('turns any JSON document into any other', () => {
-    const json = fc.jsonValue({ maxDepth: 4 }).map((v) => JSON.parse(JSON.stringify(v)) as unknown);
     fc.assert(
-      fc.property(json, json, (a, b) => {
+      fc.property(arbitraryJson, arbitraryJson, (a, b) => {
         expect(apply(a, createPatch(a, b))).toEqual(b);
       }),
       { numRuns: 500 },
