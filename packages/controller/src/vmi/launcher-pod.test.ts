@@ -201,17 +201,25 @@ describe('renderLauncherPod rules', () => {
     ).toContain('--use-emulation');
   });
 
-  it('requests tun and vhost-net always and kvm unless emulation is on', () => {
+  it('requests tun always, kvm unless emulation is on, and vhost-net only for a virtio NIC without emulation', () => {
     const kvm = renderLauncherPod(minimalVMI(), options()).spec?.containers[0]?.resources?.limits;
-    expect(kvm).toMatchObject({
-      [DEVICE_RESOURCES.kvm]: '1',
-      [DEVICE_RESOURCES.tun]: '1',
-      [DEVICE_RESOURCES.vhostNet]: '1',
-    });
-    const tcg = renderLauncherPod(minimalVMI(), options({ useEmulation: true })).spec?.containers[0]
-      ?.resources?.limits;
+    expect(kvm).toMatchObject({ [DEVICE_RESOURCES.kvm]: '1', [DEVICE_RESOURCES.tun]: '1' });
+    // No NIC, no vhost-net: a node without /dev/vhost-net can run it.
+    expect(kvm).not.toHaveProperty(DEVICE_RESOURCES.vhostNet);
+    const withNic = (model?: string): VMI => {
+      const vmi = minimalVMI();
+      vmi.spec!.domain.devices.interfaces = [{ name: 'default', ...(model ? { model } : {}) }];
+      return vmi;
+    };
+    const limits = (vmi: VMI, useEmulation: boolean) =>
+      renderLauncherPod(vmi, options({ useEmulation })).spec?.containers[0]?.resources?.limits;
+    expect(limits(withNic(), false)).toMatchObject({ [DEVICE_RESOURCES.vhostNet]: '1' });
+    expect(limits(withNic('virtio'), false)).toMatchObject({ [DEVICE_RESOURCES.vhostNet]: '1' });
+    expect(limits(withNic('e1000'), false)).not.toHaveProperty(DEVICE_RESOURCES.vhostNet);
+    const tcg = limits(withNic(), true);
     expect(tcg).not.toHaveProperty(DEVICE_RESOURCES.kvm);
-    expect(tcg).toMatchObject({ [DEVICE_RESOURCES.tun]: '1', [DEVICE_RESOURCES.vhostNet]: '1' });
+    expect(tcg).not.toHaveProperty(DEVICE_RESOURCES.vhostNet);
+    expect(tcg).toMatchObject({ [DEVICE_RESOURCES.tun]: '1' });
   });
 
   it('requests guest memory plus the launcher overhead, and vCPUs / cpuAllocationRatio', () => {

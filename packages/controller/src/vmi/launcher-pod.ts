@@ -267,13 +267,23 @@ function launcherArgs(vmi: VMI, config: ClusterConfig): string[] {
   return args;
 }
 
+/**
+ * KubeVirt asks for /dev/vhost-net only for a virtio NIC and only when emulation is off: under `useEmulation` QEMU
+ * falls back to userland virtio-net, so a node without vhost-net (as here) can still run the VM.
+ */
+export function needsVhostNet(vmi: VMI, config: Pick<ClusterConfig, 'useEmulation'>): boolean {
+  if (config.useEmulation) return false;
+  const interfaces = vmi.spec?.domain?.devices?.interfaces ?? [];
+  return interfaces.some((i) => (i.model ?? 'virtio') === 'virtio');
+}
+
 function computeContainer(vmi: VMI, opts: LauncherPodOptions, volumes: RenderedVolumes): V1Container {
   const resources = launcherComputeResources(vmi.spec, opts.config);
   const limits: Record<string, string> = { ...resources.limits };
   // Extended resources are requested through limits; the scheduler counts them against the node's devices.
   if (!opts.config.useEmulation) limits[DEVICE_RESOURCES.kvm] = '1';
   limits[DEVICE_RESOURCES.tun] = '1';
-  limits[DEVICE_RESOURCES.vhostNet] = '1';
+  if (needsVhostNet(vmi, opts.config)) limits[DEVICE_RESOURCES.vhostNet] = '1';
   const container: V1Container = {
     name: COMPUTE_CONTAINER,
     image: opts.launcherImage,
