@@ -4,14 +4,48 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 
 /**
+ * KUBEVIRT_TS_DEVCLUSTER_INSTANCE=NAME (1–6 lowercase letters or digits) runs a second, independent devcluster
+ * beside the default one on the same machine: its own network namespaces (`kvtsNAME-dc…`), state dir
+ * (`…/devcluster-NAME`) and host port. Everything inside the namespaces (addresses, ports) stays the same, since
+ * namespaces do not see each other. Unset: the default instance (`kvts-dc`, 36443).
+ */
+export function devclusterInstance(
+  env: Record<string, string | undefined> = process.env,
+): string | undefined {
+  const name = env.KUBEVIRT_TS_DEVCLUSTER_INSTANCE;
+  if (name === undefined || name === '') return undefined;
+  if (!/^[a-z0-9]{1,6}$/.test(name)) {
+    throw new Error(
+      `KUBEVIRT_TS_DEVCLUSTER_INSTANCE=${JSON.stringify(name)}: use 1–6 lowercase letters or digits`,
+    );
+  }
+  return name;
+}
+
+/** `kvts-dc` for the default instance, `kvtsNAME-dc` otherwise: no instance's prefix starts another's. */
+export function namespacePrefixFor(instance: string | undefined): string {
+  return instance ? `kvts${instance}-dc` : 'kvts-dc';
+}
+
+/** 36443 for the default instance; otherwise a port from 36444–36943 derived from the name. */
+export function hostPortFor(instance: string | undefined): number {
+  if (!instance) return 36443;
+  let h = 0;
+  for (const c of instance) h = (h * 31 + c.charCodeAt(0)) % 500;
+  return 36444 + h;
+}
+
+const INSTANCE = devclusterInstance();
+
+/**
  * The cluster network. All of it exists only inside the network namespaces devcluster creates; nothing here is
  * routed to or from the host, so these private ranges never carry traffic outside the machine's own namespaces.
  */
 export const NETWORK = {
   /** Network namespace of the control plane (and, later, the parent of each node's namespace). */
-  namespace: 'kvts-dc',
+  namespace: namespacePrefixFor(INSTANCE),
   /** Every namespace devcluster creates starts with this, so a reclaim finds them all (nodes add `-nN`). */
-  namespacePrefix: 'kvts-dc',
+  namespacePrefix: namespacePrefixFor(INSTANCE),
   /** Bridge inside the namespace; node namespaces (part 2) attach to it with veth pairs. */
   bridge: 'kvts0',
   /** The devcluster network on the bridge: .0.1 is the control plane, nodes get .1.N (part 2). */
@@ -35,7 +69,7 @@ export const PORTS = {
   controllerManager: 10257,
   scheduler: 10259,
   /** Host side of the forwarder (127.0.0.1); override with --port or KUBEVIRT_TS_DEVCLUSTER_PORT. */
-  hostApiserverDefault: 36443,
+  hostApiserverDefault: hostPortFor(INSTANCE),
 } as const;
 
 /** Namespace and ServiceAccounts of our services (DESIGN.md §4b); devcluster mints a kubeconfig for each. */
@@ -45,6 +79,7 @@ export type ServiceAccountName = (typeof SERVICE_ACCOUNTS)[number];
 
 export const ENV = {
   stateDir: 'KUBEVIRT_TS_DEVCLUSTER_STATE',
+  instance: 'KUBEVIRT_TS_DEVCLUSTER_INSTANCE',
   hostPort: 'KUBEVIRT_TS_DEVCLUSTER_PORT',
   mode: 'KUBEVIRT_TS_DEVCLUSTER',
   integration: 'KUBEVIRT_TS_INTEGRATION',
@@ -56,12 +91,13 @@ function home(env: Env): string {
   return env.HOME ?? homedir();
 }
 
-/** `${XDG_STATE_HOME:-~/.local/state}/kubevirt-ts/devcluster`, or KUBEVIRT_TS_DEVCLUSTER_STATE. */
+/** `${XDG_STATE_HOME:-~/.local/state}/kubevirt-ts/devcluster[-INSTANCE]`, or KUBEVIRT_TS_DEVCLUSTER_STATE. */
 export function defaultStateDir(env: Env = process.env): string {
   const explicit = env[ENV.stateDir];
   if (explicit) return explicit;
   const base = env.XDG_STATE_HOME || join(home(env), '.local', 'state');
-  return join(base, 'kubevirt-ts', 'devcluster');
+  const instance = devclusterInstance(env);
+  return join(base, 'kubevirt-ts', instance ? `devcluster-${instance}` : 'devcluster');
 }
 
 /** `${XDG_CACHE_HOME:-~/.cache}/kubevirt-ts`: shared with the toolchain bootstrap (tools/) and CI on this machine. */
