@@ -43,14 +43,14 @@ const log = (line: string) => process.stderr.write(`density: ${line}\n`);
 
 type Counters = Map<string, number>;
 
-/** apiserver_request_total for write verbs, keyed "VERB resource[/subresource]". */
+/** apiserver_request_total of successful (2xx) write verbs, keyed "VERB resource[/subresource]". */
 function writeCounters(metrics: string): Counters {
   const out: Counters = new Map();
   for (const line of metrics.split('\n')) {
     if (!line.startsWith('apiserver_request_total{')) continue;
     const labels = new Map([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1] ?? '', m[2] ?? '']));
     const verb = labels.get('verb') ?? '';
-    if (!WRITE_VERBS.has(verb)) continue;
+    if (!WRITE_VERBS.has(verb) || !(labels.get('code') ?? '').startsWith('2')) continue;
     const value = Number(line.slice(line.lastIndexOf(' ') + 1));
     const subresource = labels.get('subresource');
     const key = `${verb} ${labels.get('resource') ?? ''}${subresource ? `/${subresource}` : ''}`;
@@ -142,7 +142,7 @@ async function main(): Promise<number> {
     kubeconfig,
     kc,
     repoRoot: repoRoot(),
-    nodes: nodes.length,
+    nodes: nodes.map((n) => n.name),
     cacheRoot: defaultCacheRoot(),
     progress: log,
   });
@@ -158,6 +158,13 @@ async function main(): Promise<number> {
     `${COUNT} VMIs (test guest, ${values.memory}, containerDisk) in namespace ${namespace}, ${INTERVAL_MS} ms apart`,
   );
 
+  // Another run's namespaces still being deleted would add their writes to ours: let them finish first.
+  await eventually(
+    async () =>
+      (await core.listNamespace()).items.every((n) => n.status?.phase !== 'Terminating') ||
+      (log('waiting for namespaces being deleted to go, so their writes do not count'), false),
+    { timeoutMs: 300_000, intervalMs: 5_000, description: 'no namespace Terminating' },
+  ).catch(() => log('namespaces are still Terminating; their writes are counted too'));
   const before = writeCounters((await kubeRequest(kc, '/metrics')).body);
   const created = new Map<string, number>();
   const running = new Map<string, number>();
