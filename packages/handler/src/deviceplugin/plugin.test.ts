@@ -23,7 +23,7 @@ import {
   type DevicePluginOptions,
   type ListAndWatchResponse,
   type RegisterRequest,
-} from './api.ts';
+} from '@kubevirt-ts/proto/deviceplugin';
 import { DevicePlugins, KUBEVIRT_DEVICES } from './plugin.ts';
 
 type Unary<Req, Res> = (

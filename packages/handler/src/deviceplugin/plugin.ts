@@ -35,7 +35,7 @@ import {
   type ListAndWatchResponse,
   type PreferredAllocationRequest,
   type PreferredAllocationResponse,
-} from './api.ts';
+} from '@kubevirt-ts/proto/deviceplugin';
 
 export interface DeviceKind {
   /** The extended resource, e.g. `devices.kubevirt.io/kvm`. */

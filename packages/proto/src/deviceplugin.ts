@@ -1,24 +1,28 @@
-// The kubelet's device-plugin API v1beta1 (proto/deviceplugin/v1beta1/api.proto), loaded at run time with the same
-// proto-loader options as the project's own contracts, and hand-written types for its messages as grpc-js hands
-// them over with those options (camelCase fields, defaults filled in). The API is frozen at v1beta1, which is why
-// hand-written types are safe here; the device-plugin tests exercise every message over real gRPC.
+// The kubelet's device-plugin API v1beta1 (kubelet/deviceplugin/v1beta1/api.proto), shared by both of its sides in
+// this repository: virt-handler's device plugins and the devcluster node agent that plays the kubelet. Loaded at run
+// time with LOADER_OPTIONS; the message types are hand-written as grpc-js hands them over with those options
+// (camelCase fields, defaults filled in). The API is frozen at v1beta1, which is why hand-written types are safe;
+// both sides' tests exercise every message over real gRPC.
 import { fileURLToPath } from 'node:url';
 import {
   loadPackageDefinition,
+  type CallOptions,
   type ChannelCredentials,
   type Client,
+  type ClientReadableStream,
   type ServiceDefinition,
   type ServiceError,
 } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
-import { LOADER_OPTIONS } from '@kubevirt-ts/proto';
+import { LOADER_OPTIONS } from './options.ts';
 
-/** The .proto file; src/deviceplugin/ and dist/deviceplugin/ are both two levels below the package root. */
+/** The .proto file; src/ and dist/ are both one level below the package root. */
 export const DEVICE_PLUGIN_PROTO: string = fileURLToPath(
-  new URL('../../proto/deviceplugin/v1beta1/api.proto', import.meta.url),
+  new URL('../kubelet/deviceplugin/v1beta1/api.proto', import.meta.url),
 );
 
 export const DEVICE_PLUGIN_API_VERSION = 'v1beta1';
+/** The kubelet's registration socket inside the device-plugins folder. */
 export const KUBELET_SOCKET = 'kubelet.sock';
 export const HEALTHY = 'Healthy';
 export const UNHEALTHY = 'Unhealthy';
@@ -49,6 +53,12 @@ export interface AllocateRequest {
   containerRequests: { devicesIds: string[] }[];
 }
 
+export interface Mount {
+  containerPath: string;
+  hostPath: string;
+  readOnly: boolean;
+}
+
 export interface DeviceSpec {
   containerPath: string;
   hostPath: string;
@@ -57,7 +67,7 @@ export interface DeviceSpec {
 
 export interface ContainerAllocateResponse {
   envs: Record<string, string>;
-  mounts: { containerPath: string; hostPath: string; readOnly: boolean }[];
+  mounts: Mount[];
   devices: DeviceSpec[];
   annotations: Record<string, string>;
   cdiDevices: { name: string }[];
@@ -65,6 +75,10 @@ export interface ContainerAllocateResponse {
 
 export interface AllocateResponse {
   containerResponses: ContainerAllocateResponse[];
+}
+
+export interface PreStartContainerRequest {
+  devicesIds: string[];
 }
 
 export interface PreferredAllocationRequest {
@@ -81,35 +95,44 @@ export interface PreferredAllocationResponse {
 
 export type Callback<T> = (err: ServiceError | null, value?: T) => void;
 
-export interface RegistrationClient extends Client {
-  register(req: RegisterRequest, options: { deadline: Date }, cb: Callback<object>): void;
+/** The client grpc-js builds for the DevicePlugin service (what a kubelet calls). */
+export interface DevicePluginClient extends Client {
+  getDevicePluginOptions(req: object, options: CallOptions, cb: Callback<DevicePluginOptions>): void;
+  listAndWatch(req: object, options?: CallOptions): ClientReadableStream<ListAndWatchResponse>;
+  allocate(req: AllocateRequest, options: CallOptions, cb: Callback<AllocateResponse>): void;
+  preStartContainer(req: PreStartContainerRequest, options: CallOptions, cb: Callback<object>): void;
 }
 
-interface Loaded {
+/** The client of the kubelet's Registration service (what a plugin calls). */
+export interface RegistrationClient extends Client {
+  register(req: RegisterRequest, options: CallOptions, cb: Callback<object>): void;
+}
+
+export interface DevicePluginApi {
   registration: ServiceDefinition;
   devicePlugin: ServiceDefinition;
   RegistrationClient: new (target: string, creds: ChannelCredentials) => RegistrationClient;
-  DevicePluginClient: new (target: string, creds: ChannelCredentials) => Client;
+  DevicePluginClient: new (target: string, creds: ChannelCredentials) => DevicePluginClient;
 }
 
-let loaded: Loaded | undefined;
+let loaded: DevicePluginApi | undefined;
 
 /** The v1beta1 services, loaded once per process. */
-export function devicePluginApi(): Loaded {
+export function devicePluginApi(): DevicePluginApi {
   if (!loaded) {
     let definition;
     try {
       definition = loadSync(DEVICE_PLUGIN_PROTO, LOADER_OPTIONS);
     } catch (err) {
       throw new Error(
-        `cannot load the device-plugin API from ${DEVICE_PLUGIN_PROTO}: ${(err as Error).message}; ` +
-          'the proto/ folder must ship with @kubevirt-ts/handler (package.json "files")',
+        `cannot load the device-plugin API from ${DEVICE_PLUGIN_PROTO}: ${err instanceof Error ? err.message : String(err)}; ` +
+          'the kubelet/ folder must ship with @kubevirt-ts/proto (package.json "files")',
         { cause: err },
       );
     }
     const pkg = loadPackageDefinition(definition).v1beta1 as unknown as {
-      Registration: Loaded['RegistrationClient'] & { service: ServiceDefinition };
-      DevicePlugin: Loaded['DevicePluginClient'] & { service: ServiceDefinition };
+      Registration: DevicePluginApi['RegistrationClient'] & { service: ServiceDefinition };
+      DevicePlugin: DevicePluginApi['DevicePluginClient'] & { service: ServiceDefinition };
     };
     loaded = {
       registration: pkg.Registration.service,
