@@ -239,7 +239,7 @@ async function main(): Promise<void> {
   const cleanup: KubernetesObject[] = [];
   let api: ReturnType<typeof startService> | undefined;
   try {
-    await installCrds(kc, path.join(state.binDir, 'kubectl'));
+    await installCrds(kc);
     for (const name of [webhookNs, baselineNs]) {
       await core.createNamespace({
         body: { metadata: { name, labels: { 'kubevirt-ts.dev/bench': 'true' } } },

@@ -146,7 +146,7 @@ beforeAll(async () => {
   tmp = mkdtempSync(path.join(os.tmpdir(), 'virt-api-it-'));
   mutatingName = `test-virt-api-mutator-${ns.name}`;
   validatingName = `test-virt-api-validator-${ns.name}`;
-  await installCrds(kc, path.join(state.binDir, 'kubectl'));
+  await installCrds(kc);
   const rbac = rbacObjects({
     namespace: ns.name,
     secrets: Object.values(SECRETS),

@@ -1,7 +1,7 @@
 // What the virt-api integration suites share: the services run as processes from source (as `devcluster exec`
 // runs them, inside the cluster's network namespace, so the API server can call them), each with its own
 // service account from devcluster, and the least RBAC they need for one test namespace.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import {
@@ -12,7 +12,7 @@ import {
   type KubernetesObject,
 } from '@kubernetes/client-node';
 import { crdYaml, crds } from '@kubevirt-ts/schema';
-import { eventually } from '@kubevirt-ts/devcluster/testing';
+import { applyCrds } from '@kubevirt-ts/devcluster/testing';
 
 export const FIELD_MANAGER = 'kubevirt-ts-tests';
 /** devcluster's identities for our services (DESIGN.md §4b). */
@@ -120,35 +120,13 @@ export async function remove(kc: KubeConfig, obj: KubernetesObject): Promise<voi
   }
 }
 
-/**
- * Applies every CRD of the schema package with kubectl and waits until each is Established. (client-node's
- * object API would drop the `x-kubernetes-*` keys: it serializes through its typed models.)
- */
-export async function installCrds(kc: KubeConfig, kubectl: string): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const child = execFile(
-      kubectl,
-      ['apply', '--server-side', `--field-manager=${FIELD_MANAGER}`, '--force-conflicts', '-f', '-'],
-      { env: process.env, timeout: 120_000 },
-      (err, _stdout, stderr) =>
-        err ? reject(new Error(`kubectl apply of the CRDs failed: ${stderr}`)) : resolve(),
-    );
-    child.stdin?.end(crdYaml());
+/** Applies every CRD of the schema package and waits until each is Established (devcluster's applyCrds). */
+export async function installCrds(kc: KubeConfig): Promise<void> {
+  await applyCrds(kc, {
+    yaml: crdYaml(),
+    names: crds().map((c) => c.metadata.name),
+    fieldManager: FIELD_MANAGER,
   });
-  const client = KubernetesObjectApi.makeApiClient(kc);
-  for (const crd of crds()) {
-    await eventually(
-      async () => {
-        const got = (await client.read({
-          apiVersion: 'apiextensions.k8s.io/v1',
-          kind: 'CustomResourceDefinition',
-          metadata: { name: crd.metadata.name },
-        })) as { status?: { conditions?: { type: string; status: string }[] } };
-        return got.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ?? false;
-      },
-      { timeoutMs: 60_000, description: `CRD ${crd.metadata.name} to be Established` },
-    );
-  }
 }
 
 export interface RbacNames {

@@ -277,7 +277,7 @@ beforeAll(async () => {
   const mutating = `test-virt-api-mutator-${ns.name}`;
   const validating = `test-virt-api-validator-${ns.name}`;
 
-  await installCrds(kc, path.join(state.binDir, 'kubectl'));
+  await installCrds(kc);
   // The certificate loop runs under an account of this namespace: devcluster's virt-controller account may hold
   // the chart's cluster-wide rights (other suites grant them), and its VM controllers would then act on this suite's
   // VMs while it checks what the API alone writes. The last describe runs the VM controllers on purpose.

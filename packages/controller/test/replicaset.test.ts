@@ -1,18 +1,11 @@
 // The VMI replica set controller against the real API server (issue 8, item 3): scaled through the scale
 // subresource (what `kubectl scale vmirs` does) 0 → 5 → 2, it converges, and /scale reports replicas and selector.
-import { eventually, useTestNamespace } from '@kubevirt-ts/devcluster/testing';
+import { eventually } from '@kubevirt-ts/devcluster/testing';
 import { mergePatchOptions } from '@kubevirt-ts/runtime';
 import type { VirtualMachineInstanceReplicaSet } from '@kubevirt-ts/schema';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminKubeConfig, integration, needsCluster, serviceAccountKubeConfig } from './support/cluster.ts';
-import { FakeNode } from './support/fake-node.ts';
-import {
-  Api,
-  prepareCluster,
-  smallVMISpec,
-  startControllers,
-  type RunningControllers,
-} from './support/harness.ts';
+import { describe, expect, it } from 'vitest';
+import { integration, needsCluster } from './support/cluster.ts';
+import { smallVMISpec, useControllerFixture } from './support/harness.ts';
 
 const RS = { group: 'kubevirt.io', version: 'v1', plural: 'virtualmachineinstancereplicasets' };
 
@@ -22,38 +15,18 @@ interface Scale {
 }
 
 describe.skipIf(!integration)(`VMI replica set controller on the real API server ${needsCluster}`, () => {
-  const ns = useTestNamespace('ctrl-vmirs');
-  let api: Api;
-  let running: RunningControllers;
-  let node: FakeNode;
-
-  beforeAll(async () => {
-    await prepareCluster(ns);
-    api = new Api(ns.kc, ns.name);
-    node = await FakeNode.start({
-      admin: adminKubeConfig(),
-      handler: await serviceAccountKubeConfig('virt-handler'),
-      name: `${ns.name}-node`,
-      labels: { 'test-node': ns.name },
-    });
-    running = await startControllers(ns.name);
-  });
-
-  afterAll(async () => {
-    await running?.stop();
-    await node?.stop();
-    expect(node?.errors ?? []).toEqual([]);
-  });
+  const fx = useControllerFixture('ctrl-vmirs');
+  const { ns } = fx;
 
   const scaleTo = (replicas: number) =>
-    api.custom.patchNamespacedCustomObjectScale(
+    fx.api.custom.patchNamespacedCustomObjectScale(
       { ...RS, namespace: ns.name, name: 'web', body: { spec: { replicas } } },
       mergePatchOptions(),
     );
   const readScale = async () =>
-    (await api.custom.getNamespacedCustomObjectScale({ ...RS, namespace: ns.name, name: 'web' })) as Scale;
+    (await fx.api.custom.getNamespacedCustomObjectScale({ ...RS, namespace: ns.name, name: 'web' })) as Scale;
   const owned = async () =>
-    (await api.vmis()).filter((v) =>
+    (await fx.api.vmis()).filter((v) =>
       v.metadata?.ownerReferences?.some(
         (r) => r.kind === 'VirtualMachineInstanceReplicaSet' && r.name === 'web',
       ),
@@ -64,7 +37,7 @@ describe.skipIf(!integration)(`VMI replica set controller on the real API server
       async () => {
         const live = (await owned()).filter((v) => v.metadata?.deletionTimestamp === undefined);
         const all = await owned();
-        const rs = await api.vmirs('web');
+        const rs = await fx.api.vmirs('web');
         const scale = await readScale();
         return (
           all.length === replicas &&
@@ -79,7 +52,7 @@ describe.skipIf(!integration)(`VMI replica set controller on the real API server
   }
 
   it('scales 0 → 5 → 2 through the scale subresource and converges', async () => {
-    await api.create<VirtualMachineInstanceReplicaSet>('virtualmachineinstancereplicasets', {
+    await fx.api.create<VirtualMachineInstanceReplicaSet>('virtualmachineinstancereplicasets', {
       apiVersion: 'kubevirt.io/v1',
       kind: 'VirtualMachineInstanceReplicaSet',
       metadata: { name: 'web' },
@@ -104,32 +77,32 @@ describe.skipIf(!integration)(`VMI replica set controller on the real API server
     expect(new Set(five.map((v) => v.metadata?.name)).size).toBe(5);
     expect(five.every((v) => v.metadata?.name?.startsWith('web'))).toBe(true);
     // Exactly one launcher pod per VMI.
-    for (const v of five) expect(await api.podsOf(v)).toHaveLength(1);
+    for (const v of five) expect(await fx.api.podsOf(v)).toHaveLength(1);
 
     await scaleTo(2);
     await converges(2);
     const two = await owned();
     expect(two.every((v) => five.some((f) => f.metadata?.uid === v.metadata?.uid))).toBe(true);
-    expect((await api.pods()).length).toBe(2);
+    expect((await fx.api.pods()).length).toBe(2);
   });
 
   it('replaces a VMI that finished, and stops creating and deleting while paused', async () => {
     const [victim] = await owned();
-    const [pod] = await api.podsOf(victim);
-    await node.endGuest(pod!, 'Failed');
+    const [pod] = await fx.api.podsOf(victim);
+    await fx.node.endGuest(pod!, 'Failed');
     await eventually(async () => (await owned()).every((v) => v.metadata?.uid !== victim!.metadata?.uid), {
       timeoutMs: 90_000,
       description: 'the failed VMI to be removed',
     });
     await converges(2);
 
-    await api.custom.patchNamespacedCustomObject(
+    await fx.api.custom.patchNamespacedCustomObject(
       { ...RS, namespace: ns.name, name: 'web', body: { spec: { paused: true } } },
       mergePatchOptions(),
     );
     await eventually(
       async () =>
-        (await api.vmirs('web'))?.status?.conditions?.some(
+        (await fx.api.vmirs('web'))?.status?.conditions?.some(
           (c) => c.type === 'ReplicaPaused' && c.status === 'True',
         ),
       {
@@ -139,12 +112,12 @@ describe.skipIf(!integration)(`VMI replica set controller on the real API server
     await scaleTo(4);
     await new Promise((r) => setTimeout(r, 3000));
     expect(await owned()).toHaveLength(2);
-    await api.custom.patchNamespacedCustomObject(
+    await fx.api.custom.patchNamespacedCustomObject(
       { ...RS, namespace: ns.name, name: 'web', body: { spec: { paused: false } } },
       mergePatchOptions(),
     );
     await converges(4);
-    expect((await api.vmirs('web'))?.status?.conditions ?? []).not.toContainEqual(
+    expect((await fx.api.vmirs('web'))?.status?.conditions ?? []).not.toContainEqual(
       expect.objectContaining({ type: 'ReplicaPaused' }),
     );
   });
@@ -154,11 +127,11 @@ describe.skipIf(!integration)(`VMI replica set controller on the real API server
     await converges(3);
     const before = (await owned()).map((v) => v.metadata?.uid);
     // Paused, so the fourth matching VMI is not scaled away before the replica count catches up.
-    await api.custom.patchNamespacedCustomObject(
+    await fx.api.custom.patchNamespacedCustomObject(
       { ...RS, namespace: ns.name, name: 'web', body: { spec: { paused: true } } },
       mergePatchOptions(),
     );
-    await api.create('virtualmachineinstances', {
+    await fx.api.create('virtualmachineinstances', {
       apiVersion: 'kubevirt.io/v1',
       kind: 'VirtualMachineInstance',
       metadata: { name: 'stray', labels: { app: 'web' } },
@@ -166,18 +139,18 @@ describe.skipIf(!integration)(`VMI replica set controller on the real API server
     });
     await eventually(
       async () =>
-        (await api.vmi('stray'))?.metadata?.ownerReferences?.some(
+        (await fx.api.vmi('stray'))?.metadata?.ownerReferences?.some(
           (r) => r.name === 'web' && r.controller === true,
         ),
       { description: 'the orphan to be adopted' },
     );
     await scaleTo(4);
-    await api.custom.patchNamespacedCustomObject(
+    await fx.api.custom.patchNamespacedCustomObject(
       { ...RS, namespace: ns.name, name: 'web', body: { spec: { paused: false } } },
       mergePatchOptions(),
     );
     await converges(4);
     const after = (await owned()).map((v) => v.metadata?.uid);
-    expect(after.sort()).toEqual([...before, (await api.vmi('stray'))?.metadata?.uid].sort());
+    expect(after.sort()).toEqual([...before, (await fx.api.vmi('stray'))?.metadata?.uid].sort());
   });
 });

@@ -2,47 +2,20 @@
 // §1.4 when its VMI succeeds, fails or is deleted (a fake node plays kubelet and virt-handler), start/stop requests,
 // the crash-loop backoff, instancetypes kept in ControllerRevisions, RestartRequired, and deletion VMI first.
 import { AppsV1Api, CustomObjectsApi } from '@kubernetes/client-node';
-import { eventually, useTestNamespace } from '@kubevirt-ts/devcluster/testing';
+import { eventually } from '@kubevirt-ts/devcluster/testing';
 import { mergePatchOptions } from '@kubevirt-ts/runtime';
 import type { RunStrategy, VirtualMachine, VirtualMachineInstance } from '@kubevirt-ts/schema';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminKubeConfig, integration, needsCluster, serviceAccountKubeConfig } from './support/cluster.ts';
-import { FakeNode } from './support/fake-node.ts';
-import {
-  Api,
-  prepareCluster,
-  smallVMISpec,
-  startControllers,
-  type RunningControllers,
-} from './support/harness.ts';
+import { describe, expect, it } from 'vitest';
+import { integration, needsCluster } from './support/cluster.ts';
+import { smallVMISpec, useControllerFixture } from './support/harness.ts';
 
 const VMS = 'virtualmachines';
 
 describe.skipIf(!integration)(
   `VM controller and run strategies on the real API server ${needsCluster}`,
   () => {
-    const ns = useTestNamespace('ctrl-vm');
-    let api: Api;
-    let running: RunningControllers;
-    let node: FakeNode;
-
-    beforeAll(async () => {
-      await prepareCluster(ns);
-      api = new Api(ns.kc, ns.name);
-      node = await FakeNode.start({
-        admin: adminKubeConfig(),
-        handler: await serviceAccountKubeConfig('virt-handler'),
-        name: `${ns.name}-node`,
-        labels: { 'test-node': ns.name },
-      });
-      running = await startControllers(ns.name);
-    });
-
-    afterAll(async () => {
-      await running?.stop();
-      await node?.stop();
-      expect(node?.errors ?? []).toEqual([]);
-    });
+    const fx = useControllerFixture('ctrl-vm');
+    const { ns } = fx;
 
     function vmBody(
       name: string,
@@ -68,7 +41,7 @@ describe.skipIf(!integration)(
     async function runningVMI(name: string, notUid?: string): Promise<VirtualMachineInstance> {
       return eventually(
         async () => {
-          const v = await api.vmi(name);
+          const v = await fx.api.vmi(name);
           return v?.status?.phase === 'Running' &&
             v.metadata?.uid !== notUid &&
             v.metadata?.deletionTimestamp === undefined
@@ -85,7 +58,7 @@ describe.skipIf(!integration)(
     async function printable(name: string, want: string): Promise<VirtualMachine> {
       return eventually(
         async () => {
-          const vm = await api.vm(name);
+          const vm = await fx.api.vm(name);
           return vm?.status?.printableStatus === want ? vm : undefined;
         },
         { timeoutMs: 90_000, description: `VM ${name} to be ${want}` },
@@ -94,9 +67,9 @@ describe.skipIf(!integration)(
 
     /** Ends the guest of a running VMI as the handler and kubelet would report it. */
     async function endGuest(vmi: VirtualMachineInstance, phase: 'Succeeded' | 'Failed'): Promise<void> {
-      const [pod] = await api.podsOf(vmi);
+      const [pod] = await fx.api.podsOf(vmi);
       if (pod === undefined) throw new Error(`VMI ${vmi.metadata?.name} has no pod`);
-      await node.endGuest(pod, phase);
+      await fx.node.endGuest(pod, phase);
     }
 
     /** Stays true for a while: for "nothing happens" checks (a generous window, not a speed bound). */
@@ -109,9 +82,9 @@ describe.skipIf(!integration)(
     }
 
     async function remove(name: string): Promise<void> {
-      await api.delete(VMS, name);
+      await fx.api.delete(VMS, name);
       await eventually(
-        async () => (await api.vm(name)) === undefined && (await api.vmi(name)) === undefined,
+        async () => (await fx.api.vm(name)) === undefined && (await fx.api.vmi(name)) === undefined,
         {
           timeoutMs: 90_000,
           description: `VM ${name} and its VMI to be deleted`,
@@ -120,12 +93,12 @@ describe.skipIf(!integration)(
     }
 
     it('Always: restarts a VMI that succeeded, failed or was deleted', async () => {
-      await api.create(VMS, vmBody('always', 'Always'));
+      await fx.api.create(VMS, vmBody('always', 'Always'));
       const first = await runningVMI('always');
       // Ready follows a moment after Running: the VMI copies it from the pod once the guest runs.
       const vm = await eventually(
         async () => {
-          const v = await api.vm('always');
+          const v = await fx.api.vm('always');
           return v?.status?.printableStatus === 'Running' && v.status.ready === true ? v : undefined;
         },
         { description: 'VM always to be Running and ready' },
@@ -143,73 +116,74 @@ describe.skipIf(!integration)(
       const second = await runningVMI('always', first.metadata?.uid);
       await endGuest(second, 'Failed');
       const third = await runningVMI('always', second.metadata?.uid);
-      await api.delete('virtualmachineinstances', 'always');
+      await fx.api.delete('virtualmachineinstances', 'always');
       const fourth = await runningVMI('always', third.metadata?.uid);
       // VMIs that ran are no crash loop.
-      expect((await api.vm('always'))?.status?.startFailure).toBeUndefined();
+      expect((await fx.api.vm('always'))?.status?.startFailure).toBeUndefined();
       expect(fourth.metadata?.uid).not.toBe(third.metadata?.uid);
       await remove('always');
     });
 
     it('RerunOnFailure: restarts a failed VMI, leaves a succeeded one stopped', async () => {
-      await api.create(VMS, vmBody('rerun', 'RerunOnFailure'));
+      await fx.api.create(VMS, vmBody('rerun', 'RerunOnFailure'));
       const first = await runningVMI('rerun');
       await endGuest(first, 'Failed');
       const second = await runningVMI('rerun', first.metadata?.uid);
       await endGuest(second, 'Succeeded');
-      await eventually(async () => (await api.vmi('rerun')) === undefined, {
+      await eventually(async () => (await fx.api.vmi('rerun')) === undefined, {
         timeoutMs: 90_000,
         description: 'the succeeded VMI to be deleted',
       });
       await printable('rerun', 'Stopped');
-      await stays(async () => (await api.vmi('rerun')) === undefined);
+      await stays(async () => (await fx.api.vmi('rerun')) === undefined);
       await remove('rerun');
     });
 
     it('Manual: starts only on a start request, stops on a stop request for its UID, never restarts by itself', async () => {
-      await api.create(VMS, vmBody('manual', 'Manual'));
+      await fx.api.create(VMS, vmBody('manual', 'Manual'));
       await printable('manual', 'Stopped');
-      await stays(async () => (await api.vmi('manual')) === undefined, 3000);
-      await api.requestStateChange('manual', { action: 'Start' });
+      await stays(async () => (await fx.api.vmi('manual')) === undefined, 3000);
+      await fx.api.requestStateChange('manual', { action: 'Start' });
       const first = await runningVMI('manual');
-      await eventually(async () => (await api.vm('manual'))?.status?.stateChangeRequests === undefined, {
+      await eventually(async () => (await fx.api.vm('manual'))?.status?.stateChangeRequests === undefined, {
         description: 'the start request to be trimmed',
       });
       // A stop request for another (older) VMI is dropped; one for this VMI stops it.
-      await api.requestStateChange('manual', { action: 'Stop', uid: 'not-this-vmi' });
-      await eventually(async () => (await api.vm('manual'))?.status?.stateChangeRequests === undefined, {
+      await fx.api.requestStateChange('manual', { action: 'Stop', uid: 'not-this-vmi' });
+      await eventually(async () => (await fx.api.vm('manual'))?.status?.stateChangeRequests === undefined, {
         description: 'the stale stop request to be dropped',
       });
-      expect((await api.vmi('manual'))?.metadata?.uid).toBe(first.metadata?.uid);
-      await api.requestStateChange('manual', { action: 'Stop', uid: first.metadata!.uid! });
-      await eventually(async () => (await api.vmi('manual')) === undefined, {
+      expect((await fx.api.vmi('manual'))?.metadata?.uid).toBe(first.metadata?.uid);
+      await fx.api.requestStateChange('manual', { action: 'Stop', uid: first.metadata!.uid! });
+      await eventually(async () => (await fx.api.vmi('manual')) === undefined, {
         timeoutMs: 90_000,
         description: 'the VMI to be stopped',
       });
       await printable('manual', 'Stopped');
-      await api.requestStateChange('manual', { action: 'Start' });
+      await fx.api.requestStateChange('manual', { action: 'Start' });
       const second = await runningVMI('manual');
       await endGuest(second, 'Succeeded');
       await printable('manual', 'Stopped');
-      await stays(async () => (await api.vmi('manual'))?.metadata?.uid === second.metadata?.uid, 3000);
+      await stays(async () => (await fx.api.vmi('manual'))?.metadata?.uid === second.metadata?.uid, 3000);
       await remove('manual');
     });
 
     it('Halted (and running: false): no VMI; a start request switches the VM to running', async () => {
-      await api.create(VMS, vmBody('halted', 'Halted'));
-      await api.create(VMS, vmBody('not-running', { running: false }));
+      await fx.api.create(VMS, vmBody('halted', 'Halted'));
+      await fx.api.create(VMS, vmBody('not-running', { running: false }));
       await printable('halted', 'Stopped');
       await printable('not-running', 'Stopped');
       await stays(
-        async () => (await api.vmi('halted')) === undefined && (await api.vmi('not-running')) === undefined,
+        async () =>
+          (await fx.api.vmi('halted')) === undefined && (await fx.api.vmi('not-running')) === undefined,
         3000,
       );
-      await api.requestStateChange('halted', { action: 'Start' });
-      await api.requestStateChange('not-running', { action: 'Start' });
+      await fx.api.requestStateChange('halted', { action: 'Start' });
+      await fx.api.requestStateChange('not-running', { action: 'Start' });
       await runningVMI('halted');
       await runningVMI('not-running');
-      expect((await api.vm('halted'))?.spec.runStrategy).toBe('Always');
-      expect((await api.vm('not-running'))?.spec.running).toBe(true);
+      expect((await fx.api.vm('halted'))?.spec.runStrategy).toBe('Always');
+      expect((await fx.api.vm('not-running'))?.spec.running).toBe(true);
       // Halting a running VM deletes its VMI.
       const custom = ns.kc.makeApiClient(CustomObjectsApi);
       await custom.patchNamespacedCustomObject(
@@ -223,7 +197,7 @@ describe.skipIf(!integration)(
         },
         mergePatchOptions(),
       );
-      await eventually(async () => (await api.vmi('halted')) === undefined, {
+      await eventually(async () => (await fx.api.vmi('halted')) === undefined, {
         timeoutMs: 90_000,
         description: 'the halted VM’s VMI to be deleted',
       });
@@ -233,34 +207,34 @@ describe.skipIf(!integration)(
     });
 
     it('Once: runs once; a finished VMI is left in place and not restarted', async () => {
-      await api.create(VMS, vmBody('once', 'Once'));
+      await fx.api.create(VMS, vmBody('once', 'Once'));
       const first = await runningVMI('once');
       await endGuest(first, 'Succeeded');
       await printable('once', 'Stopped');
       await stays(async () => {
-        const v = await api.vmi('once');
+        const v = await fx.api.vmi('once');
         return v?.metadata?.uid === first.metadata?.uid && v?.status?.phase === 'Succeeded';
       });
       // The VM recorded what the final VMI had to say and let go of it; the VMI's own finalizer stays while its
       // completed launcher pod does (as in KubeVirt, the pod of a finished VMI is kept until the VMI is deleted).
       await eventually(
         async () =>
-          !(await api.vmi('once'))?.metadata?.finalizers?.includes(
+          !(await fx.api.vmi('once'))?.metadata?.finalizers?.includes(
             'kubevirt.io/virtualMachineControllerFinalize',
           ),
         {
           description: 'the VM controller’s finalizer on the finished VMI to be released',
         },
       );
-      expect((await api.vmi('once'))?.metadata?.finalizers).toEqual([
+      expect((await fx.api.vmi('once'))?.metadata?.finalizers).toEqual([
         'kubevirt.io/foregroundDeleteVirtualMachine',
       ]);
-      expect((await api.podsOf(first)).map((p) => p.status?.phase)).toEqual(['Succeeded']);
+      expect((await fx.api.podsOf(first)).map((p) => p.status?.phase)).toEqual(['Succeeded']);
       await remove('once');
     });
 
     it('running: true behaves as Always', async () => {
-      await api.create(VMS, vmBody('running-true', { running: true }));
+      await fx.api.create(VMS, vmBody('running-true', { running: true }));
       const first = await runningVMI('running-true');
       await endGuest(first, 'Succeeded');
       await runningVMI('running-true', first.metadata?.uid);
@@ -271,17 +245,17 @@ describe.skipIf(!integration)(
       // Not schedulable anywhere: the pod never runs, so the VMI never reaches Running.
       const vm = vmBody('crashloop', 'Always');
       vm.spec.template.spec!.nodeSelector = { 'no-such-node': 'x' };
-      await api.create(VMS, vm);
+      await fx.api.create(VMS, vm);
       const first = await eventually(
         async () => {
-          const v = await api.vmi('crashloop');
+          const v = await fx.api.vmi('crashloop');
           return v?.status?.phase === 'Scheduling' ? v : undefined;
         },
         { description: 'the first VMI to be Scheduling' },
       );
       // Its pod vanishes before it ran: the VMI fails early.
-      const [pod] = await api.podsOf(first);
-      await api.core.deleteNamespacedPod({
+      const [pod] = await fx.api.podsOf(first);
+      await fx.api.core.deleteNamespacedPod({
         namespace: ns.name,
         name: pod!.metadata!.name!,
         gracePeriodSeconds: 0,
@@ -297,7 +271,7 @@ describe.skipIf(!integration)(
       expect(retryAfter - failedAt).toBeLessThanOrEqual(16_000);
       const second = await eventually(
         async () => {
-          const v = await api.vmi('crashloop');
+          const v = await fx.api.vmi('crashloop');
           return v !== undefined && v.metadata?.uid !== first.metadata?.uid ? v : undefined;
         },
         { timeoutMs: 90_000, description: 'the next VMI after the backoff' },
@@ -327,11 +301,11 @@ describe.skipIf(!integration)(
         instancetype: { name: 'small', kind: 'VirtualMachineInstancetype' },
       });
       delete vm.spec.template.spec!.domain.resources;
-      await api.create(VMS, vm);
+      await fx.api.create(VMS, vm);
       const first = await runningVMI('sized');
       expect(first.spec.domain.memory?.guest).toBe('96Mi');
       expect(first.spec.domain.cpu).toMatchObject({ sockets: 2, cores: 1, threads: 1 });
-      const withRef = await api.vm('sized');
+      const withRef = await fx.api.vm('sized');
       const revision = withRef?.status?.instancetypeRef?.controllerRevisionRef?.name;
       expect(revision).toMatch(/^sized-small-v1beta1-/);
       const rev = await ns.kc
@@ -350,7 +324,7 @@ describe.skipIf(!integration)(
     });
 
     it('reports RestartRequired when the template changes under a running VMI, and clears it on restart', async () => {
-      await api.create(VMS, vmBody('changed', 'Always'));
+      await fx.api.create(VMS, vmBody('changed', 'Always'));
       const first = await runningVMI('changed');
       const custom = ns.kc.makeApiClient(CustomObjectsApi);
       await custom.patchNamespacedCustomObject(
@@ -366,18 +340,19 @@ describe.skipIf(!integration)(
       );
       await eventually(
         async () =>
-          (await api.vm('changed'))?.status?.conditions?.some(
+          (await fx.api.vm('changed'))?.status?.conditions?.some(
             (c) => c.type === 'RestartRequired' && c.status === 'True',
           ),
         {
           description: 'RestartRequired',
         },
       );
-      await api.requestStateChange('changed', { action: 'Stop', uid: first.metadata!.uid! });
+      await fx.api.requestStateChange('changed', { action: 'Stop', uid: first.metadata!.uid! });
       const second = await runningVMI('changed', first.metadata?.uid);
       expect(second.spec.domain.resources?.requests?.memory).toBe('80Mi');
       await eventually(
-        async () => !(await api.vm('changed'))?.status?.conditions?.some((c) => c.type === 'RestartRequired'),
+        async () =>
+          !(await fx.api.vm('changed'))?.status?.conditions?.some((c) => c.type === 'RestartRequired'),
         {
           description: 'RestartRequired to be cleared',
         },
@@ -386,39 +361,39 @@ describe.skipIf(!integration)(
     });
 
     it('deletes the VMI first and the VM only once its VMI is gone', async () => {
-      await api.create(VMS, vmBody('doomed', 'Always'));
+      await fx.api.create(VMS, vmBody('doomed', 'Always'));
       const vmi = await runningVMI('doomed');
       // The guest takes its time to shut down: the pod stays Terminating until released.
-      node.holdDeletions = true;
+      fx.node.holdDeletions = true;
       try {
-        await api.delete(VMS, 'doomed');
+        await fx.api.delete(VMS, 'doomed');
         const terminating = await printable('doomed', 'Terminating');
         expect(terminating.metadata?.deletionTimestamp).toBeDefined();
         const deleting = await eventually(
           async () => {
-            const v = await api.vmi('doomed');
+            const v = await fx.api.vmi('doomed');
             return v?.metadata?.deletionTimestamp !== undefined ? v : undefined;
           },
           { description: 'the VMI to be deleted' },
         );
         expect(deleting.metadata?.uid).toBe(vmi.metadata?.uid);
-        const [pod] = await api.podsOf(vmi);
+        const [pod] = await fx.api.podsOf(vmi);
         expect(pod?.metadata?.deletionTimestamp).toBeDefined();
         // Graceful: the pod has its grace period (the VMI's 5 s + 30 s padding), and both wait for it.
         expect(pod?.metadata?.deletionGracePeriodSeconds).toBe(35);
         await stays(
-          async () => (await api.vm('doomed')) !== undefined && (await api.vmi('doomed')) !== undefined,
+          async () => (await fx.api.vm('doomed')) !== undefined && (await fx.api.vmi('doomed')) !== undefined,
           3000,
         );
       } finally {
-        node.holdDeletions = false;
+        fx.node.holdDeletions = false;
       }
-      await eventually(async () => (await api.vm('doomed')) === undefined, {
+      await eventually(async () => (await fx.api.vm('doomed')) === undefined, {
         timeoutMs: 90_000,
         description: 'the VM to go',
       });
-      expect(await api.vmi('doomed')).toBeUndefined();
-      expect(await api.podsOf(vmi)).toEqual([]);
+      expect(await fx.api.vmi('doomed')).toBeUndefined();
+      expect(await fx.api.podsOf(vmi)).toEqual([]);
     });
   },
 );

@@ -1,52 +1,25 @@
 // The VMI controller against the real API server and kube-scheduler (issue 8, item 1): launcher pods rendered,
 // scheduled by the real scheduler onto a node, phases Pending → Scheduling → Scheduled, a pod that vanishes,
 // graceful deletion with the finalizer released only once the pods are gone, and the API writes one VM start costs.
-import { eventually, useTestNamespace } from '@kubevirt-ts/devcluster/testing';
+import { eventually } from '@kubevirt-ts/devcluster/testing';
 import type { VirtualMachine, VirtualMachineInstance } from '@kubevirt-ts/schema';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { writesBetween } from '../src/index.ts';
-import { adminKubeConfig, integration, needsCluster, serviceAccountKubeConfig } from './support/cluster.ts';
-import { FakeNode } from './support/fake-node.ts';
-import {
-  Api,
-  prepareCluster,
-  smallVMISpec,
-  startControllers,
-  type RunningControllers,
-} from './support/harness.ts';
+import { integration, needsCluster } from './support/cluster.ts';
+import { smallVMISpec, useControllerFixture } from './support/harness.ts';
 
 describe.skipIf(!integration)(`VMI controller on the real API server ${needsCluster}`, () => {
-  const ns = useTestNamespace('ctrl-vmi');
-  let api: Api;
-  let running: RunningControllers;
-  let node: FakeNode;
-
-  beforeAll(async () => {
-    await prepareCluster(ns);
-    api = new Api(ns.kc, ns.name);
-    node = await FakeNode.start({
-      admin: adminKubeConfig(),
-      handler: await serviceAccountKubeConfig('virt-handler'),
-      name: `${ns.name}-node`,
-      labels: { 'test-node': ns.name },
-    });
-    running = await startControllers(ns.name);
-  });
-
-  afterAll(async () => {
-    await running?.stop();
-    await node?.stop();
-    expect(node?.errors ?? []).toEqual([]);
-  });
+  const fx = useControllerFixture('ctrl-vmi');
+  const { ns } = fx;
 
   it('renders the launcher pod, follows it to Scheduled and hands over to the handler, then deletes gracefully', async () => {
-    const created = await api.create<VirtualMachineInstance>('virtualmachineinstances', {
+    const created = await fx.api.create<VirtualMachineInstance>('virtualmachineinstances', {
       apiVersion: 'kubevirt.io/v1',
       kind: 'VirtualMachineInstance',
       metadata: { name: 'lifecycle', labels: { app: 'lifecycle' } },
       spec: smallVMISpec({ nodeSelector: { 'test-node': ns.name } }),
     });
-    const pod = await eventually(async () => (await api.podsOf(created))[0], {
+    const pod = await eventually(async () => (await fx.api.podsOf(created))[0], {
       description: 'the launcher pod',
     });
     expect(pod.metadata?.labels).toMatchObject({
@@ -63,14 +36,14 @@ describe.skipIf(!integration)(`VMI controller on the real API server ${needsClus
 
     const scheduled = await eventually(
       async () => {
-        const v = await api.vmi('lifecycle');
+        const v = await fx.api.vmi('lifecycle');
         return v?.status?.phase === 'Running' || v?.status?.phase === 'Scheduled' ? v : undefined;
       },
       { description: 'the VMI to be Scheduled (and then Running, by the handler)' },
     );
-    expect(scheduled.status?.nodeName).toBe(node.name);
-    expect(scheduled.metadata?.labels?.['kubevirt.io/nodeName']).toBe(node.name);
-    expect(scheduled.status?.activePods).toEqual({ [pod.metadata!.uid!]: node.name });
+    expect(scheduled.status?.nodeName).toBe(fx.node.name);
+    expect(scheduled.metadata?.labels?.['kubevirt.io/nodeName']).toBe(fx.node.name);
+    expect(scheduled.status?.activePods).toEqual({ [pod.metadata!.uid!]: fx.node.name });
     expect(scheduled.metadata?.finalizers).toContain('kubevirt.io/foregroundDeleteVirtualMachine');
     // Created without virt-api's webhook, the VMI had no phase (not Pending) before the controller saw it.
     const phases = scheduled.status?.phaseTransitionTimestamps?.map((t) => t.phase) ?? [];
@@ -80,7 +53,7 @@ describe.skipIf(!integration)(`VMI controller on the real API server ${needsClus
     // The readiness gate is the controller's: set True (not paused), and the pod then becomes Ready.
     await eventually(
       async () => {
-        const p = (await api.podsOf(created))[0];
+        const p = (await fx.api.podsOf(created))[0];
         const gate = p?.status?.conditions?.find((c) => c.type === 'kubevirt.io/virtual-machine-unpaused');
         return (
           gate?.status === 'True' && p?.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True'
@@ -90,44 +63,45 @@ describe.skipIf(!integration)(`VMI controller on the real API server ${needsClus
     );
     await eventually(
       async () =>
-        (await api.vmi('lifecycle'))?.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True',
+        (await fx.api.vmi('lifecycle'))?.status?.conditions?.find((c) => c.type === 'Ready')?.status ===
+        'True',
       {
         description: 'the VMI Ready condition copied from the running pod',
       },
     );
 
-    await api.delete('virtualmachineinstances', 'lifecycle');
+    await fx.api.delete('virtualmachineinstances', 'lifecycle');
     // The pod is deleted gracefully (the fake kubelet finishes it); the VMI stays until then.
-    const deleting = await api.vmi('lifecycle');
+    const deleting = await fx.api.vmi('lifecycle');
     expect(deleting?.metadata?.deletionTimestamp).toBeDefined();
-    await eventually(async () => (await api.vmi('lifecycle')) === undefined, {
+    await eventually(async () => (await fx.api.vmi('lifecycle')) === undefined, {
       timeoutMs: 90_000,
       description: 'the VMI to go after its pod',
     });
-    expect(await api.podsOf(created)).toEqual([]);
+    expect(await fx.api.podsOf(created)).toEqual([]);
   });
 
   it('fails a VMI whose pod vanishes while it is being scheduled', async () => {
-    const created = await api.create<VirtualMachineInstance>('virtualmachineinstances', {
+    const created = await fx.api.create<VirtualMachineInstance>('virtualmachineinstances', {
       apiVersion: 'kubevirt.io/v1',
       kind: 'VirtualMachineInstance',
       metadata: { name: 'vanishing' },
       spec: smallVMISpec({ nodeSelector: { 'no-such-node': 'anywhere' } }),
     });
-    const pod = await eventually(async () => (await api.podsOf(created))[0], {
+    const pod = await eventually(async () => (await fx.api.podsOf(created))[0], {
       description: 'the launcher pod',
     });
-    await eventually(async () => (await api.vmi('vanishing'))?.status?.phase === 'Scheduling', {
+    await eventually(async () => (await fx.api.vmi('vanishing'))?.status?.phase === 'Scheduling', {
       description: 'Scheduling',
     });
-    await api.core.deleteNamespacedPod({
+    await fx.api.core.deleteNamespacedPod({
       namespace: ns.name,
       name: pod.metadata!.name!,
       gracePeriodSeconds: 0,
     });
     const failed = await eventually(
       async () => {
-        const v = await api.vmi('vanishing');
+        const v = await fx.api.vmi('vanishing');
         return v?.status?.phase === 'Failed' ? v : undefined;
       },
       { description: 'the VMI to fail' },
@@ -135,7 +109,7 @@ describe.skipIf(!integration)(`VMI controller on the real API server ${needsClus
     // Final and without pods: the finalizer is released, so deleting it removes it at once.
     await eventually(
       async () =>
-        !(await api.vmi('vanishing'))?.metadata?.finalizers?.includes(
+        !(await fx.api.vmi('vanishing'))?.metadata?.finalizers?.includes(
           'kubevirt.io/foregroundDeleteVirtualMachine',
         ),
       {
@@ -143,11 +117,11 @@ describe.skipIf(!integration)(`VMI controller on the real API server ${needsClus
       },
     );
     expect(failed.status?.phaseTransitionTimestamps?.map((t) => t.phase)).toContain('Failed');
-    await api.delete('virtualmachineinstances', 'vanishing');
+    await fx.api.delete('virtualmachineinstances', 'vanishing');
   });
 
   it('shows an unschedulable pod as PodScheduled=False with the scheduler’s message, and the VM as ErrorUnschedulable', async () => {
-    await api.create<VirtualMachine>('virtualmachines', {
+    await fx.api.create<VirtualMachine>('virtualmachines', {
       apiVersion: 'kubevirt.io/v1',
       kind: 'VirtualMachine',
       metadata: { name: 'nowhere' },
@@ -158,7 +132,7 @@ describe.skipIf(!integration)(`VMI controller on the real API server ${needsClus
     });
     const vmi = await eventually(
       async () => {
-        const v = await api.vmi('nowhere');
+        const v = await fx.api.vmi('nowhere');
         const c = v?.status?.conditions?.find((x) => x.type === 'PodScheduled');
         return c?.status === 'False' ? { v, c } : undefined;
       },
@@ -167,19 +141,19 @@ describe.skipIf(!integration)(`VMI controller on the real API server ${needsClus
     expect(vmi.c.reason).toBe('Unschedulable');
     expect(vmi.c.message).toMatch(/nodes are available|no nodes available/);
     await eventually(
-      async () => (await api.vm('nowhere'))?.status?.printableStatus === 'ErrorUnschedulable',
+      async () => (await fx.api.vm('nowhere'))?.status?.printableStatus === 'ErrorUnschedulable',
       { description: 'printableStatus ErrorUnschedulable' },
     );
-    await api.delete('virtualmachines', 'nowhere');
-    await eventually(async () => (await api.vm('nowhere')) === undefined, {
+    await fx.api.delete('virtualmachines', 'nowhere');
+    await eventually(async () => (await fx.api.vm('nowhere')) === undefined, {
       timeoutMs: 90_000,
       description: 'the VM to be deleted',
     });
   });
 
   it('starts a VM with few API writes (KubeVirt: about 5–6 VMI updates and 2 pod patches per VMI)', async () => {
-    const before = running.controllers.writes.snapshot();
-    await api.create<VirtualMachine>('virtualmachines', {
+    const before = fx.running.controllers.writes.snapshot();
+    await fx.api.create<VirtualMachine>('virtualmachines', {
       apiVersion: 'kubevirt.io/v1',
       kind: 'VirtualMachine',
       metadata: { name: 'counted' },
@@ -190,14 +164,14 @@ describe.skipIf(!integration)(`VMI controller on the real API server ${needsClus
     });
     await eventually(
       async () => {
-        const vm = await api.vm('counted');
+        const vm = await fx.api.vm('counted');
         return vm?.status?.printableStatus === 'Running' && vm.status.ready === true;
       },
       { timeoutMs: 90_000, description: 'the VM to be Running and ready' },
     );
     // Let the last status writes land.
     await new Promise((r) => setTimeout(r, 2000));
-    const writes = writesBetween(before, running.controllers.writes.snapshot());
+    const writes = writesBetween(before, fx.running.controllers.writes.snapshot());
     const sum = (prefix: string) =>
       Object.entries(writes)
         .filter(([k]) => k.endsWith(` ${prefix}`))
@@ -210,9 +184,9 @@ describe.skipIf(!integration)(`VMI controller on the real API server ${needsClus
     expect(writes['create pods']).toBe(1);
     expect(vmiWrites).toBeLessThanOrEqual(6);
     expect(podWrites).toBeLessThanOrEqual(3);
-    await api.delete('virtualmachines', 'counted');
+    await fx.api.delete('virtualmachines', 'counted');
     await eventually(
-      async () => (await api.vm('counted')) === undefined && (await api.vmi('counted')) === undefined,
+      async () => (await fx.api.vm('counted')) === undefined && (await fx.api.vmi('counted')) === undefined,
       {
         timeoutMs: 90_000,
         description: 'the VM and its VMI to be deleted',

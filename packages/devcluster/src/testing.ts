@@ -7,6 +7,7 @@ import { afterAll, beforeAll } from 'vitest';
 import { eventually, kubeConfigFromEnv } from './harness.ts';
 
 export * from './harness.ts';
+export * from './crds.ts';
 // Nodes that run pods (devcluster part 2): finding them, pinning pods to one, waiting for pods.
 export * from './node/testing.ts';
 

@@ -206,7 +206,7 @@ describe('renderLauncherPod rules', () => {
     expect(kvm).toMatchObject({ [DEVICE_RESOURCES.kvm]: '1', [DEVICE_RESOURCES.tun]: '1' });
     // No NIC, no vhost-net: a node without /dev/vhost-net can run it.
     expect(kvm).not.toHaveProperty(DEVICE_RESOURCES.vhostNet);
-    const withNic = (model?: string): VMI => {
+    const withNic = (model?: 'virtio' | 'e1000'): VMI => {
       const vmi = minimalVMI();
       vmi.spec!.domain.devices.interfaces = [{ name: 'default', ...(model ? { model } : {}) }];
       return vmi;

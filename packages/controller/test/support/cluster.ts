@@ -4,15 +4,13 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import {
-  ApiextensionsV1Api,
   KubeConfig,
   KubernetesObjectApi,
   RbacAuthorizationV1Api,
   type KubernetesObject,
 } from '@kubernetes/client-node';
-import { devclusterState, kubeConfigFromEnv } from '@kubevirt-ts/devcluster/testing';
-import { isAlreadyExists, isNotFound } from '@kubevirt-ts/runtime';
-import { crds } from '@kubevirt-ts/schema';
+import { applyCrds, devclusterState, kubeConfigFromEnv } from '@kubevirt-ts/devcluster/testing';
+import { crdYaml, crds } from '@kubevirt-ts/schema';
 import { parseAllDocuments } from 'yaml';
 
 export const integration = ['1', 'true'].includes(process.env.KUBEVIRT_TS_INTEGRATION ?? '');
@@ -41,31 +39,9 @@ export async function serviceAccountKubeConfig(
   return kc;
 }
 
-/** Creates the CRDs of @kubevirt-ts/schema that do not exist yet (existing ones are left as they are). */
+/** Applies the CRDs of @kubevirt-ts/schema (server-side, so repeating it is harmless) and waits until Established. */
 export async function ensureCRDs(admin: KubeConfig): Promise<void> {
-  const api = admin.makeApiClient(ApiextensionsV1Api);
-  for (const crd of crds()) {
-    try {
-      await api.readCustomResourceDefinition({ name: crd.metadata.name });
-      continue;
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
-    try {
-      await api.createCustomResourceDefinition({ body: crd });
-    } catch (err) {
-      if (!isAlreadyExists(err)) throw err;
-    }
-  }
-  // Established before anyone lists them.
-  for (const crd of crds()) {
-    for (let i = 0; ; i++) {
-      const got = await api.readCustomResourceDefinition({ name: crd.metadata.name });
-      if (got.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')) break;
-      if (i > 100) throw new Error(`CRD ${crd.metadata.name} never became Established`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  await applyCrds(admin, { yaml: crdYaml(), names: crds().map((c) => c.metadata.name) });
 }
 
 /** Renders templates of the chart with the pinned helm (on PATH inside `devcluster test`, else the cache's). */

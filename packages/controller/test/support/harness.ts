@@ -2,7 +2,7 @@
 // chart's RBAC, scoped to the file's namespace (which also serves as their install namespace), and gives the
 // tests typed access to the objects they create.
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
-import { eventually, type TestNamespace } from '@kubevirt-ts/devcluster/testing';
+import { eventually, useTestNamespace, type TestNamespace } from '@kubevirt-ts/devcluster/testing';
 import {
   createLogger,
   isNotFound,
@@ -16,7 +16,9 @@ import type {
   VirtualMachineInstance,
   VirtualMachineInstanceReplicaSet,
 } from '@kubevirt-ts/schema';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { Controllers, type ControllersOptions } from '../../src/index.ts';
+import { FakeNode } from './fake-node.ts';
 import {
   adminKubeConfig,
   applyChartRBAC,
@@ -78,6 +80,62 @@ export async function startControllers(
     stop: async () => {
       abort.abort();
       await run;
+    },
+  };
+}
+
+/** What a controller suite works with: its namespace, typed access, the running controllers and its fake node. */
+export interface ControllerFixture {
+  readonly ns: TestNamespace;
+  readonly api: Api;
+  readonly running: RunningControllers;
+  readonly node: FakeNode;
+}
+
+/**
+ * The setup every controller suite shares, registered as beforeAll/afterAll of the calling describe: a test
+ * namespace, CRDs and the chart's RBAC, a fake node labelled `test-node=<namespace>` acting as its handler, and the
+ * controllers running as virt-controller. Teardown fails the suite if the fake node saw errors (unless
+ * `allowNodeErrors`, for suites that make the node go away on purpose).
+ */
+export function useControllerFixture(
+  prefix: string,
+  options: { controllers?: Partial<ControllersOptions>; allowNodeErrors?: boolean } = {},
+): ControllerFixture {
+  const ns = useTestNamespace(prefix);
+  let api: Api | undefined;
+  let running: RunningControllers | undefined;
+  let node: FakeNode | undefined;
+  const ready = <T>(value: T | undefined, what: string): T => {
+    if (value === undefined) throw new Error(`the controller fixture's ${what} is used before beforeAll ran`);
+    return value;
+  };
+  beforeAll(async () => {
+    await prepareCluster(ns);
+    api = new Api(ns.kc, ns.name);
+    node = await FakeNode.start({
+      admin: adminKubeConfig(),
+      handler: await serviceAccountKubeConfig('virt-handler'),
+      name: `${ns.name}-node`,
+      labels: { 'test-node': ns.name },
+    });
+    running = await startControllers(ns.name, options.controllers);
+  });
+  afterAll(async () => {
+    await running?.stop();
+    await node?.stop();
+    if (!options.allowNodeErrors) expect(node?.errors ?? []).toEqual([]);
+  });
+  return {
+    ns,
+    get api() {
+      return ready(api, 'api');
+    },
+    get running() {
+      return ready(running, 'controllers');
+    },
+    get node() {
+      return ready(node, 'fake node');
     },
   };
 }
