@@ -46,7 +46,8 @@ export interface Hypervisor {
   domainStatus(name: string): Promise<DomainStatus | undefined>;
   /** The domain's live XML (its persistent XML when it is not running). */
   domainXml(name: string): Promise<string>;
-  start(name: string): Promise<void>;
+  /** Starts a defined domain; `paused`: with its vCPUs stopped (the VMI's startStrategy Paused), until resumed. */
+  start(name: string, options?: { paused?: boolean }): Promise<void>;
   pause(name: string): Promise<void>;
   resume(name: string): Promise<void>;
   /** Asks the guest to power off through the ACPI power button. */

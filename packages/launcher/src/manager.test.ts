@@ -80,9 +80,10 @@ class FakeConnection implements Hypervisor {
   domainXml(name: string): Promise<string> {
     return Promise.resolve(this.domain(name).xml);
   }
-  start(name: string): Promise<void> {
-    this.lv.calls.push(`start ${name}`);
-    this.set(name, { state: 'Running', reason: 'Booted' }, 'Started', 'Booted');
+  start(name: string, options: { paused?: boolean } = {}): Promise<void> {
+    this.lv.calls.push(`start ${name}${options.paused === true ? ' paused' : ''}`);
+    if (options.paused === true) this.set(name, { state: 'Paused', reason: 'User' }, 'Suspended', 'Paused');
+    else this.set(name, { state: 'Running', reason: 'Booted' }, 'Started', 'Booted');
     return Promise.resolve();
   }
   pause(name: string): Promise<void> {
@@ -175,6 +176,20 @@ describe('DomainManager', () => {
     (lv.domains.get('ns1_vm1') as FakeDomain).status = { state: 'Shutoff', reason: 'Shutdown' };
     await m.sync(vmi);
     expect(lv.calls.filter((c) => c.startsWith('start'))).toHaveLength(1);
+    m.close();
+  });
+
+  it('starts a VMI with startStrategy Paused paused, and a later sync leaves it paused', async () => {
+    const lv = new FakeLibvirt();
+    const m = manager(lv);
+    await m.start();
+    const paused = { ...vmi, spec: { ...vmi.spec, startStrategy: 'Paused' as const } };
+    await m.sync(paused);
+    await m.sync(paused);
+    expect(lv.calls).toEqual(['define ns1_vm1', 'start ns1_vm1 paused']);
+    expect(lv.domains.get('ns1_vm1')?.status).toEqual({ state: 'Paused', reason: 'User' });
+    await m.unpause(paused);
+    expect(lv.domains.get('ns1_vm1')?.status.state).toBe('Running');
     m.close();
   });
 

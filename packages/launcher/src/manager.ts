@@ -133,10 +133,12 @@ export class DomainManager {
         status = await hv.domainStatus(this.name);
       }
       // A domain libvirt never ran is Shutoff with no reason: start it. One that ran and stopped stays stopped; the
-      // handler decides what comes next (the VMI is final then).
+      // handler decides what comes next (the VMI is final then). startStrategy Paused starts it paused, which
+      // libvirt reports as paused by the user: it stays so until an unpause.
       if (status?.state === 'Shutoff' && status.reason === 'Unknown') {
-        await hv.start(this.name);
-        this.log.info({ domain: this.name }, 'domain started');
+        const paused = vmi.spec.startStrategy === 'Paused';
+        await hv.start(this.name, { paused });
+        this.log.info({ domain: this.name, paused }, 'domain started');
       } else if (status?.state === 'Paused' && status.reason !== 'User') {
         this.log.info({ reason: status.reason }, 'resuming a domain paused unexpectedly');
         await hv.resume(this.name);

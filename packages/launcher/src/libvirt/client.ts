@@ -36,6 +36,7 @@ const Proc = {
 
 const EventId = { LIFECYCLE: 0, REBOOT: 1, AGENT_LIFECYCLE: 18 } as const;
 
+const START_PAUSED = 1;
 const SHUTDOWN_ACPI_POWER_BTN = 1;
 const REBOOT_ACPI_POWER_BTN = 1;
 const REBOOT_GUEST_AGENT = 2;
@@ -301,8 +302,9 @@ export class LibvirtHypervisor implements Hypervisor {
     return r.string();
   }
 
-  async start(name: string): Promise<void> {
-    await this.domainCall(name, Proc.DOMAIN_CREATE_WITH_FLAGS, (w) => w.uint(0), 'start');
+  async start(name: string, options: { paused?: boolean } = {}): Promise<void> {
+    const flags = options.paused === true ? START_PAUSED : 0;
+    await this.domainCall(name, Proc.DOMAIN_CREATE_WITH_FLAGS, (w) => w.uint(flags), 'start');
   }
 
   async pause(name: string): Promise<void> {
