@@ -1,50 +1,69 @@
-// virt-handler against the real API server (devcluster) and real launchers booting the test guest under QEMU.
+// virt-handler against the real API server (devcluster), on a devcluster node, driving real launchers that boot the
+// test guest under QEMU.
 //
-// Until devcluster's node agent runs launcher pods, the suite plays the parts around the handler itself: it
-// registers a Node, creates each VMI and its launcher pod object (bound to that Node), starts the launcher as a
-// process in its own mount namespace with the pod's sockets folder at the kubelet's path under a temporary pods
-// folder, and marks the VMI Scheduled with status.activePods as virt-controller does (as virt-controller's
-// ServiceAccount), releasing the finalizer at the end as the controller would. The device-plugin registration on the
-// node is served by devcluster's kubelet-side device manager, whose counts the suite writes into the Node's status
-// as a kubelet would. virt-handler itself runs from source as its own ServiceAccount with the chart's RBAC.
+// Everything runs as pods on one devcluster node (dc-node-1), which the node agent runs as processes with the
+// kubelet's layout under its node root:
+// - virt-handler is a pod like the chart's DaemonSet pod (harness.ts: handlerPod): its own ServiceAccount with the
+//   chart's RBAC, the node's /var/lib/kubelet/pods mounted at /pods through a hostPath, so it reaches each launcher's
+//   sockets folder at /pods/<podUID>/volumes/kubernetes.io~empty-dir/sockets/ as on a real node (DESIGN.md §4a);
+//   the kubelet's device-plugin folder, where its device plugins register with the node agent, which then
+//   advertises devices.kubevirt.io/* on the Node as a kubelet does; the node's /dev read-only; hostPID as in the
+//   chart. Its state dir (checkpoints) is a hostPath, so the handler pod that replaces it (the restart case) finds
+//   them. A pod rather than a process from source, so the suite exercises the same mounts, identity (a projected
+//   ServiceAccount token) and device-plugin registration as the DaemonSet. The test reaches it at its pod IP:
+//   handler.v1 (mutual TLS) and the health port, and reads its log from the node.
+// - Each launcher is the pod virt-controller renders (packages/controller/src/vmi/launcher-pod.ts, with
+//   useEmulation), placed by the real scheduler on the node where the handler advertises devices.kubevirt.io/tun
+//   and labels the Node schedulable, and run by the node agent from the launcher image (its own libvirt daemon,
+//   the test guest's kernel from the node's image store as an image volume).
+// Until virt-controller runs launcher pods end to end, a fixture plays its part as virt-controller's
+// ServiceAccount: it creates the VMI's launcher pod, moves the VMI Pending → Scheduling (activePods) → Scheduled
+// (nodeName, node label) once the pod's compute container runs, and at the end of each case deletes the VMI's
+// pods and releases its finalizer, as the controller does for a final VMI. The test reads the containers' logs and
+// exit codes from the node (log files under the node root, a watch of the node's pods) and finds QEMU and the
+// launcher among the machine's processes (pods share its PID space as seen from here).
 import { randomBytes } from 'node:crypto';
-import { access, mkdir, mkdtemp, readdir, readlink, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { access, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { CoreV1Api, CustomObjectsApi, KubeConfig, type CoreV1Event } from '@kubernetes/client-node';
 import { dialHandler, type HandlerConnection } from '@kubevirt-ts/proto';
-import { mergePatchOptions, silentLogger } from '@kubevirt-ts/runtime';
 import {
   createCertificateAuthority,
   issueCertificate,
   type CertificateAuthority,
 } from '@kubevirt-ts/runtime/pki';
-import { parseQuantity, type VirtualMachineInstance } from '@kubevirt-ts/schema';
+import { DEFAULT_CLUSTER_CONFIG, parseQuantity, type VirtualMachineInstance } from '@kubevirt-ts/schema';
 import {
+  devclusterNodes,
   devclusterState,
   eventually,
   kubeConfigFromEnv,
   useTestNamespace,
+  waitForPod,
+  type TestNode,
 } from '@kubevirt-ts/devcluster/testing';
-import type { ClusterState } from '@kubevirt-ts/devcluster';
+import { TEST_GUEST_IMAGE } from '@kubevirt-ts/devcluster/stack';
+import { podVolumeDir, type ClusterState } from '@kubevirt-ts/devcluster';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { renderLauncherPod } from '../../controller/src/vmi/launcher-pod.ts';
 import { buildTestGuest, type TestGuest } from '../../devcluster/src/guest/build.ts';
-import { DeviceManager } from '../../devcluster/src/node/deviceplugin/manager.ts';
-import { ensureCapabilityCache } from '../../launcher/src/capabilities-cache.ts';
 import {
+  HANDLER_GRPC_PORT,
+  HANDLER_HEALTH_PORT,
+  HANDLER_STATE_DIR,
+  LAUNCHER_IMAGE,
+  NodePodWatch,
+  PodLog,
+  SERVICE_NAMESPACE,
   apply,
-  emptyDir,
+  handlerPod,
   installCrds,
-  killQemu,
   kubectl,
+  launcherPids,
   qemuPids,
   rbacObjects,
   remove,
-  startHandler,
-  startLauncher,
-  type HandlerProcess,
-  type LoggedProcess,
 } from './harness.ts';
 
 type VMI = VirtualMachineInstance;
@@ -52,29 +71,27 @@ type VMI = VirtualMachineInstance;
 const ns = useTestNamespace('virt-handler');
 const SERVER_SECRET = 'kubevirt-virt-handler-server-certs';
 const CLIENT_NAME = 'kubevirt.io:system:client:virt-handler';
+const COMPUTE = 'compute';
 const DAY = 24 * 3_600_000;
 /** A guest boots in about 8 s under TCG; this bounds a wait semantically, with slack for a busy 2-core machine. */
 const BOOT_MS = 120_000;
+/** A pod to start on a devcluster node: scheduling, sandbox, the image volume, the process. */
+const POD_START_MS = 120_000;
 const UNRESPONSIVE_TIMEOUT_S = 10;
+const VMI_FINALIZER = 'kubevirt.io/foregroundDeleteVirtualMachine';
 
 let kc: KubeConfig;
 let controllerKc: KubeConfig;
 let state: ClusterState;
 let guest: TestGuest;
-let capabilitiesSeed: string;
-let root: string;
-let podsDir: string;
-let handlerState: string;
-let dpDir: string;
+let node: TestNode;
 let nodeName: string;
+/** The handler's state dir as the node root holds it (the hostPath behind --state-dir). */
+let handlerState: string;
 let ca: CertificateAuthority;
 let clientPem: { key: string; cert: string; ca: string };
-let handler: HandlerProcess | undefined;
-/** Every handler process started, for the debug logs. */
-const handlers: HandlerProcess[] = [];
-let deviceManager: DeviceManager | undefined;
-const launchers: { process: LoggedProcess; domain: string; stateDir: string }[] = [];
-const pods: { name: string; namespace: string }[] = [];
+let pods: NodePodWatch;
+const logs: PodLog[] = [];
 const clusterObjects: { apiVersion: string; kind: string; metadata: { name: string } }[] = [];
 
 const custom = (config = kc) => config.makeApiClient(CustomObjectsApi);
@@ -91,21 +108,63 @@ async function getVMI(name: string): Promise<VMI> {
   return (await custom().getNamespacedCustomObject(vmiRef(name))) as VMI;
 }
 
-function handlerArgs() {
-  return {
-    kubeconfig: state.kubeconfigs.services['virt-handler']!,
+/** A virt-handler pod on the test node, and what the test reads of it. */
+interface HandlerPod {
+  name: string;
+  uid: string;
+  ip: string;
+  log: PodLog;
+  /** Deletes the pod as the DaemonSet controller would on a rollout and waits until it is gone; its exit code. */
+  stop(): Promise<number>;
+}
+
+let handler: HandlerPod | undefined;
+let handlerGeneration = 0;
+
+async function startHandler(): Promise<HandlerPod> {
+  handlerGeneration += 1;
+  const manifest = handlerPod({
+    name: `virt-handler-${ns.name.slice(-6)}-${handlerGeneration}`,
     node: nodeName,
-    podsDir,
-    stateDir: handlerState,
-    devicePluginsDir: dpDir,
     certsNamespace: ns.name,
+    stateHostPath: `${HANDLER_STATE_DIR}-${ns.name}`,
     unresponsiveTimeout: `${UNRESPONSIVE_TIMEOUT_S}s`,
+    testLabel: ns.name,
+  });
+  const created = await core().createNamespacedPod({ namespace: SERVICE_NAMESPACE, body: manifest });
+  const name = created.metadata!.name!;
+  const uid = created.metadata!.uid!;
+  const ready = await waitForPod(
+    core(),
+    SERVICE_NAMESPACE,
+    name,
+    (p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
+    { timeoutMs: POD_START_MS, description: 'virt-handler to be Ready' },
+  );
+  const log = new PodLog(`virt-handler pod ${name}`, node, ready, 'virt-handler');
+  logs.push(log);
+  await log.waitForLine((l) => l.msg === 'serving handler.v1 over mutual TLS');
+  return {
+    name,
+    uid,
+    ip: ready.status!.podIP!,
+    log,
+    async stop() {
+      await core()
+        .deleteNamespacedPod({ name, namespace: SERVICE_NAMESPACE })
+        .catch((err: { code?: number }) => {
+          if (err.code !== 404) throw err;
+        });
+      const code = await pods.exitCode(uid, 'virt-handler', 60_000);
+      await pods.waitFor(() => pods.gone(uid) || undefined, 60_000, `pod ${name} to be gone`);
+      return code;
+    },
   };
 }
 
 function dial(pem = clientPem): HandlerConnection {
   return dialHandler(
-    { host: '127.0.0.1', port: handler!.grpcPort, tls: { ...pem, serverName: 'virt-handler' } },
+    { host: handler!.ip, port: HANDLER_GRPC_PORT, tls: { ...pem, serverName: 'virt-handler' } },
     { deadlinesMs: { short: 10_000, normal: 20_000 } },
   );
 }
@@ -122,18 +181,47 @@ function condition(vmi: VMI, type: string) {
   return vmi.status?.conditions?.find((c) => c.type === type);
 }
 
+/** The launcher pod of a VMI, as the test sees it on the node. */
+interface LauncherPod {
+  name: string;
+  uid: string;
+  log: PodLog;
+  /** The compute container runs now. */
+  readonly running: boolean;
+  /** The exit code of the compute container, once it ended. */
+  exited(): Promise<number>;
+}
+
 interface RunningVM {
   name: string;
   uid: string;
   podUid: string;
   domain: string;
-  launcher: LoggedProcess;
+  launcher: LauncherPod;
   marker: string;
 }
 
+function rfc3339(date = new Date()): string {
+  return `${date.toISOString().slice(0, 19)}Z`;
+}
+
+/** A read-modify-replace of a VMI as virt-controller, retried on conflicts. */
+async function asController(name: string, what: string, change: (vmi: VMI) => void): Promise<void> {
+  await eventually(
+    async () => {
+      const vmi = (await custom(controllerKc).getNamespacedCustomObject(vmiRef(name))) as VMI;
+      change(vmi);
+      await custom(controllerKc).replaceNamespacedCustomObject({ ...vmiRef(name), body: vmi });
+      return true;
+    },
+    { timeoutMs: 30_000, description: `the controller fixture to ${what} ${name}` },
+  );
+}
+
 /**
- * A VMI on the test node with its launcher: the VMI and its pod object in the API server, the launcher process with
- * the pod's folders, and the VMI marked Scheduled with activePods by the controller fixture.
+ * A VMI with its launcher pod on the test node: the VMI as a user creates it, then the VMI controller's part
+ * (reference §2.1), as its ServiceAccount: the rendered launcher pod, Scheduling with activePods, and Scheduled
+ * with the node once the pod's compute container runs.
  */
 async function createVM(
   name: string,
@@ -152,7 +240,7 @@ async function createVM(
     },
   ];
   if (opts.unmountedContainerDisk) {
-    // A containerDisk whose image volume the (fixture) pod never mounts: the launcher cannot prepare it.
+    // A containerDisk whose image volume the (fixture) pod leaves out: the launcher cannot prepare it.
     disks.push({ name: 'rootdisk', disk: { bus: 'virtio' } });
     volumes.push({ name: 'rootdisk', containerDisk: { image: 'example.org/missing:1' } });
   }
@@ -162,13 +250,15 @@ async function createVM(
     metadata: { name, namespace: ns.name },
     spec: {
       terminationGracePeriodSeconds: opts.grace ?? 30,
+      // The node this suite's handler runs on (the launcher pod inherits it).
+      nodeSelector: { 'kubernetes.io/hostname': nodeName },
       domain: {
         cpu: { cores: 1 },
         memory: { guest: '256Mi' },
         firmware: {
           kernelBoot: {
             kernelArgs: guest.kernelArgs,
-            container: { image: 'kubevirt-ts/test-guest:kernel', ...guest.kernelBootPaths },
+            container: { image: TEST_GUEST_IMAGE, ...guest.kernelBootPaths },
           },
         },
         devices: { disks, autoattachGraphicsDevice: opts.graphics ?? false },
@@ -178,93 +268,104 @@ async function createVM(
   };
   const created = (await custom().createNamespacedCustomObject({ ...vmiRef(name), body: manifest })) as VMI;
   const uid = created.metadata!.uid!;
-  const pod = await core().createNamespacedPod({
-    namespace: ns.name,
-    body: {
-      metadata: {
-        generateName: `virt-launcher-${name}-`,
-        labels: { 'kubevirt.io': 'virt-launcher', 'kubevirt.io/created-by': uid },
-        ownerReferences: [
-          {
-            apiVersion: 'kubevirt.io/v1',
-            kind: 'VirtualMachineInstance',
-            name,
-            uid,
-            controller: true,
-            blockOwnerDeletion: true,
-          },
-        ],
-      },
-      spec: {
-        nodeName,
-        restartPolicy: 'Never',
-        // The test node has no kubelet and never gets Ready: keep the taint manager from evicting the pod.
-        tolerations: [{ operator: 'Exists' }],
-        containers: [{ name: 'compute', image: 'ghcr.io/kubevirt-ts/virt-launcher:test' }],
-      },
-    },
-  });
-  const podUid = pod.metadata!.uid!;
-  pods.push({ name: pod.metadata!.name!, namespace: ns.name });
-  const stateDir = join(root, `launcher-${name}`);
-  const launcher = await startLauncher({
-    podsDir,
-    podUid,
-    stateDir,
-    name,
-    namespace: ns.name,
-    uid,
-    gracePeriodSeconds: 45,
-    kernelBootImage: guest.kernelBootImage,
-    capabilitiesSeed,
-  });
-  const domain = `${ns.name}_${name}`;
-  launchers.push({ process: launcher, domain, stateDir });
-  await launcher.waitForLine((l) => String(l.msg).startsWith('launcher ready'), 60_000);
 
-  // The VMI controller's part (reference §2.1: Scheduling → Scheduled once the pod runs), as its ServiceAccount.
-  await eventually(
-    async () => {
-      const vmi = (await custom(controllerKc).getNamespacedCustomObject(vmiRef(name))) as VMI;
-      vmi.metadata!.labels = { ...vmi.metadata!.labels, 'kubevirt.io/nodeName': nodeName };
-      vmi.metadata!.finalizers = [
-        ...(vmi.metadata!.finalizers ?? []),
-        'kubevirt.io/foregroundDeleteVirtualMachine',
-      ];
-      const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-      vmi.status = {
-        ...vmi.status,
-        phase: 'Scheduled',
-        nodeName,
-        activePods: { [podUid]: nodeName },
-        launcherContainerImageVersion: 'ghcr.io/kubevirt-ts/virt-launcher:test',
-        phaseTransitionTimestamps: [
-          { phase: 'Pending', phaseTransitionTimestamp: now },
-          { phase: 'Scheduling', phaseTransitionTimestamp: now },
-          { phase: 'Scheduled', phaseTransitionTimestamp: now },
-        ],
-      };
-      await custom(controllerKc).replaceNamespacedCustomObject({ ...vmiRef(name), body: vmi });
-      return true;
-    },
-    { timeoutMs: 30_000, description: `the controller fixture to mark ${name} Scheduled` },
+  const rendered = renderLauncherPod(created, {
+    launcherImage: LAUNCHER_IMAGE,
+    config: { ...DEFAULT_CLUSTER_CONFIG, useEmulation: true },
+  });
+  // Marked as the fixture's work, so nobody mistakes it for virt-controller's.
+  rendered.metadata!.labels = { ...rendered.metadata!.labels, 'kubevirt-ts.dev/fixture': 'virt-controller' };
+  if (opts.unmountedContainerDisk) {
+    rendered.spec!.volumes = rendered.spec!.volumes!.filter((v) => v.name !== 'rootdisk');
+    const compute = rendered.spec!.containers[0]!;
+    compute.volumeMounts = compute.volumeMounts!.filter((m) => m.name !== 'rootdisk');
+  }
+  const pod = await core(controllerKc).createNamespacedPod({ namespace: ns.name, body: rendered });
+  const podName = pod.metadata!.name!;
+  const podUid = pod.metadata!.uid!;
+  const pending = rfc3339();
+  await asController(name, 'mark Scheduling', (vmi) => {
+    vmi.metadata!.finalizers = [...(vmi.metadata!.finalizers ?? []), VMI_FINALIZER];
+    vmi.status = {
+      ...vmi.status,
+      phase: 'Scheduling',
+      activePods: { [podUid]: '' },
+      launcherContainerImageVersion: LAUNCHER_IMAGE,
+      phaseTransitionTimestamps: [
+        { phase: 'Pending', phaseTransitionTimestamp: pending },
+        { phase: 'Scheduling', phaseTransitionTimestamp: rfc3339() },
+      ],
+    };
+  });
+  // KubeVirt's isPodReady: the pod Running with its compute container started (not yet Ready: the guest is not).
+  const runningPod = await waitForPod(
+    core(controllerKc),
+    ns.name,
+    podName,
+    (p) =>
+      p.status?.phase === 'Running' &&
+      (p.status.containerStatuses ?? []).some((c) => c.name === COMPUTE && c.state?.running !== undefined),
+    { timeoutMs: POD_START_MS, description: `the launcher pod of ${name} to run` },
   );
-  return { name, uid, podUid, domain, launcher, marker };
+  const podNode = runningPod.spec!.nodeName!;
+  expect(podNode, 'the scheduler placed the launcher pod on the handler node').toBe(nodeName);
+  await asController(name, 'mark Scheduled', (vmi) => {
+    vmi.metadata!.labels = { ...vmi.metadata!.labels, 'kubevirt.io/nodeName': podNode };
+    vmi.status = {
+      ...vmi.status,
+      phase: 'Scheduled',
+      nodeName: podNode,
+      activePods: { [podUid]: podNode },
+      migrationTransport: 'Unix',
+      phaseTransitionTimestamps: [
+        ...(vmi.status?.phaseTransitionTimestamps ?? []),
+        { phase: 'Scheduled', phaseTransitionTimestamp: rfc3339() },
+      ],
+    };
+  });
+  const log = new PodLog(`virt-launcher pod ${ns.name}/${podName}`, node, runningPod, COMPUTE);
+  logs.push(log);
+  const launcher: LauncherPod = {
+    name: podName,
+    uid: podUid,
+    log,
+    get running() {
+      return pods.running(podUid, COMPUTE);
+    },
+    exited: () => pods.exitCode(podUid, COMPUTE),
+  };
+  return { name, uid, podUid, domain: `${ns.name}_${name}`, launcher, marker };
 }
 
-/** The controller fixture's last step: a final VMI without pods loses its finalizer. */
+/**
+ * The controller fixture's last step for a final (or deleted) VMI: its pods deleted (each with its own grace
+ * period), and once they are gone, the finalizer released.
+ */
 async function releaseFinalizer(name: string): Promise<void> {
-  await eventually(
-    async () => {
-      const vmi = (await custom(controllerKc).getNamespacedCustomObject(vmiRef(name))) as VMI;
-      vmi.metadata!.finalizers = (vmi.metadata!.finalizers ?? []).filter(
-        (f) => f !== 'kubevirt.io/foregroundDeleteVirtualMachine',
-      );
-      await custom(controllerKc).replaceNamespacedCustomObject({ ...vmiRef(name), body: vmi });
-      return true;
-    },
-    { timeoutMs: 30_000, description: `releasing the finalizer of ${name}` },
-  );
+  const vmi = await getVMI(name);
+  const owned = (
+    await core(controllerKc).listNamespacedPod({
+      namespace: ns.name,
+      labelSelector: `kubevirt.io/created-by=${vmi.metadata!.uid!}`,
+    })
+  ).items;
+  for (const p of owned) {
+    await core(controllerKc)
+      .deleteNamespacedPod({ name: p.metadata!.name!, namespace: ns.name })
+      .catch((err: { code?: number }) => {
+        if (err.code !== 404) throw err;
+      });
+  }
+  for (const p of owned) {
+    await pods.waitFor(
+      () => pods.gone(p.metadata!.uid!) || undefined,
+      120_000,
+      `pod ${p.metadata!.name} of ${name} to be gone`,
+    );
+  }
+  await asController(name, 'release the finalizer of', (v) => {
+    v.metadata!.finalizers = (v.metadata!.finalizers ?? []).filter((f) => f !== VMI_FINALIZER);
+  });
 }
 
 async function waitForPhase(name: string, phase: string, timeoutMs = BOOT_MS): Promise<VMI> {
@@ -277,52 +378,37 @@ async function waitForPhase(name: string, phase: string, timeoutMs = BOOT_MS): P
   );
 }
 
-let publishing: Promise<void> = Promise.resolve();
-
-/**
- * Publishes the device manager's counts in the Node's status, as a kubelet does: one patch at a time, each with
- * the counts of the moment it is sent, so an older patch never lands after a newer one.
- */
-function publishDevices(): Promise<void> {
-  publishing = publishing.then(patchDeviceCounts, patchDeviceCounts);
-  return publishing;
-}
-
-async function patchDeviceCounts(): Promise<void> {
-  if (!deviceManager) return;
-  const capacity: Record<string, string> = {};
-  const allocatable: Record<string, string> = {};
-  for (const [resource, counts] of deviceManager.resources()) {
-    capacity[resource] = String(counts.capacity);
-    allocatable[resource] = String(counts.allocatable);
-  }
-  await core().patchNodeStatus(
-    { name: nodeName, body: { status: { capacity, allocatable } } },
-    mergePatchOptions(),
-  );
+/** The handler's checkpoints on the node. */
+async function checkpoints(): Promise<string[]> {
+  return readdir(join(handlerState, 'ghost-records')).catch(() => []);
 }
 
 beforeAll(async () => {
   guest = await buildTestGuest();
-  capabilitiesSeed = await ensureCapabilityCache();
   kc = kubeConfigFromEnv();
   state = await devclusterState();
   controllerKc = new KubeConfig();
   controllerKc.loadFromFile(state.kubeconfigs.services['virt-controller']!);
   await installCrds(kc, join(state.binDir, 'kubectl'));
 
-  // Short paths: the kubelet layout below them is deep, and the handler links to it from its state dir.
-  root = await mkdtemp(join(tmpdir(), 'kvh-'));
-  podsDir = join(root, 'pods');
-  handlerState = join(root, 'st');
-  dpDir = join(root, 'dp');
-  await mkdir(podsDir, { recursive: true });
-
-  nodeName = `kvh-${ns.name.slice(-6)}`;
-  await core().createNode({
-    body: { metadata: { name: nodeName, labels: { 'kubernetes.io/hostname': nodeName } } },
+  node = (await devclusterNodes(kc, 1))[0]!;
+  nodeName = node.name;
+  // Another handler on the node (the chart's DaemonSet, installed by the e2e suite) would drive the same VMIs.
+  const others = await core().listPodForAllNamespaces({
+    labelSelector: 'app.kubernetes.io/component=handler',
+    fieldSelector: `spec.nodeName=${nodeName}`,
   });
-  clusterObjects.push({ apiVersion: 'v1', kind: 'Node', metadata: { name: nodeName } });
+  if (others.items.length > 0) {
+    const names = others.items.map((p) => `${p.metadata?.namespace}/${p.metadata?.name}`).join(', ');
+    throw new Error(
+      `virt-handler pods already run on ${nodeName} (${names}); this suite runs its own handler there: ` +
+        'uninstall the chart (helm uninstall kubevirt-ts -n kubevirt) or use a fresh devcluster',
+    );
+  }
+  handlerState = join(node.paths.root, `${HANDLER_STATE_DIR}-${ns.name}`);
+  pods = new NodePodWatch(kc, nodeName);
+  await pods.start();
+
   for (const obj of rbacObjects(ns.name, SERVER_SECRET)) {
     await apply(kc, obj);
     if (obj.metadata?.namespace === undefined) {
@@ -354,50 +440,59 @@ beforeAll(async () => {
     },
   });
 
-  deviceManager = new DeviceManager({
-    dir: dpDir,
-    log: silentLogger(),
-    onChange: () => void publishDevices().catch(() => undefined),
-  });
-  await deviceManager.start();
-
-  handler = await startHandler(handlerArgs());
-  handlers.push(handler);
+  handler = await startHandler();
 }, 600_000);
 
 afterAll(async () => {
-  await handler?.stop();
-  // KVH_DEBUG_LOGS=<dir>: keep every process's log lines for a post-mortem.
-  const debugDir = process.env.KVH_DEBUG_LOGS;
-  if (debugDir) {
-    await mkdir(debugDir, { recursive: true });
-    for (const p of [...handlers, ...launchers.map((l) => l.process)]) {
-      await writeFile(
-        join(debugDir, `${p.name.replaceAll(/[^a-z0-9-]+/gi, '_')}-${p.child.pid}.log`),
-        p.lines.map((l) => JSON.stringify(l)).join('\n'),
-      );
+  if (handler) await handler.stop().catch(() => undefined);
+  // Every launcher pod left (a failed case) goes with its processes before the namespace does.
+  if (pods) {
+    const left =
+      (
+        await core()
+          .listNamespacedPod({ namespace: ns.name })
+          .catch(() => undefined)
+      )?.items ?? [];
+    for (const p of left) {
+      await core()
+        .deleteNamespacedPod({ name: p.metadata!.name!, namespace: ns.name, gracePeriodSeconds: 5 })
+        .catch(() => undefined);
+    }
+    for (const p of left) {
+      await pods
+        .waitFor(() => pods.gone(p.metadata!.uid!) || undefined, 60_000, `pod ${p.metadata!.name} to go`)
+        .catch(() => undefined);
+    }
+    pods.stop();
+  }
+  // VMIs a failed case left keep their finalizer, which would keep the namespace from going.
+  if (controllerKc) {
+    const left = (await custom(controllerKc)
+      .listNamespacedCustomObject({
+        group: 'kubevirt.io',
+        version: 'v1',
+        plural: 'virtualmachineinstances',
+        namespace: ns.name,
+      })
+      .catch(() => undefined)) as { items?: VMI[] } | undefined;
+    for (const vmi of left?.items ?? []) {
+      if (!vmi.metadata?.finalizers?.includes(VMI_FINALIZER)) continue;
+      await asController(vmi.metadata.name!, 'release the finalizer of', (v) => {
+        v.metadata!.finalizers = (v.metadata!.finalizers ?? []).filter((f) => f !== VMI_FINALIZER);
+      }).catch(() => undefined);
     }
   }
-  for (const l of launchers) {
-    await l.process.stop(5_000);
-    await killQemu(l.domain);
-  }
-  await deviceManager?.stop();
-  const api = core();
-  for (const p of pods) {
-    // No kubelet confirms their end: remove them outright so the namespace can go.
-    await api.deleteNamespacedPod({ ...p, gracePeriodSeconds: 0 }).catch(() => undefined);
-  }
+  for (const log of logs) log.stop();
   for (const obj of clusterObjects.reverse()) await remove(kc, obj);
-  if (root) await rm(root, { recursive: true, force: true });
-}, 120_000);
+  if (handlerState) await rm(handlerState, { recursive: true, force: true });
+}, 180_000);
 
 describe('virt-handler with a real launcher', () => {
   let vm: RunningVM;
 
-  it('keeps the node heartbeat and advertises devices.kubevirt.io resources through the kubelet', async () => {
+  it('keeps the node heartbeat and advertises devices.kubevirt.io resources through the node agent', async () => {
     let seen: unknown;
-    const node = await eventually(
+    const nodeObject = await eventually(
       async () => {
         const n = await core().readNode({ name: nodeName });
         seen = { labels: n.metadata?.labels, capacity: n.status?.capacity };
@@ -412,21 +507,21 @@ describe('virt-handler with a real launcher', () => {
     ).catch((err: unknown) => {
       throw new Error(`${(err as Error).message}; the node had ${JSON.stringify(seen)}`);
     });
-    expect(node.metadata?.annotations?.['kubevirt.io/heartbeat']).toMatch(
+    expect(nodeObject.metadata?.annotations?.['kubevirt.io/heartbeat']).toMatch(
       /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/,
     );
-    expect(node.metadata?.labels?.['kubevirt-ts.dev/kvm-usable']).toMatch(/^(true|false)$/);
+    expect(nodeObject.metadata?.labels?.['kubevirt-ts.dev/kvm-usable']).toMatch(/^(true|false)$/);
     // The API server stores quantities canonically (1000 reads back as 1k).
     for (const r of ['kvm', 'tun', 'vhost-net']) {
-      expect(parseQuantity(node.status?.capacity?.[`devices.kubevirt.io/${r}`])).toBe(1000);
+      expect(parseQuantity(nodeObject.status?.capacity?.[`devices.kubevirt.io/${r}`])).toBe(1000);
     }
     // A slot is allocatable while its device node exists on this machine (/dev/net/tun always does here).
-    expect(parseQuantity(node.status?.allocatable?.['devices.kubevirt.io/tun'])).toBe(1000);
+    expect(parseQuantity(nodeObject.status?.allocatable?.['devices.kubevirt.io/tun'])).toBe(1000);
     const vhost = await access('/dev/vhost-net').then(
       () => 1000,
       () => 0,
     );
-    expect(parseQuantity(node.status?.allocatable?.['devices.kubevirt.io/vhost-net'])).toBe(vhost);
+    expect(parseQuantity(nodeObject.status?.allocatable?.['devices.kubevirt.io/vhost-net'])).toBe(vhost);
   });
 
   it(
@@ -450,7 +545,7 @@ describe('virt-handler with a real launcher', () => {
       });
       const reasons = (await events('vm1')).map((e) => e.reason);
       expect(reasons).toContain('Created');
-      const health = `http://127.0.0.1:${handler!.healthPort}`;
+      const health = `http://${handler!.ip}:${HANDLER_HEALTH_PORT}`;
       expect((await fetch(`${health}/readyz`)).status).toBe(200);
       const metrics = await (await fetch(`${health}/metrics`)).text();
       expect(metrics).toMatch(
@@ -459,11 +554,13 @@ describe('virt-handler with a real launcher', () => {
       expect(metrics).toMatch(
         /kubevirt_handler_vmi_sync_duration_seconds_count\{action="sync",result="success"\} [1-9]/,
       );
-      // The handler reached the deep pod folder through a link in its state dir.
-      expect(await readlink(join(handlerState, 's', vm.podUid))).toBe(
-        emptyDir(podsDir, vm.podUid, 'sockets'),
-      );
-      expect(await readdir(join(handlerState, 'ghost-records'))).toEqual([`${vm.uid}.json`]);
+      // The handler reached the launcher pod's sockets folder through its /pods mount of the node's kubelet pods
+      // folder, where that path is short enough for unix sockets (no link in its state dir was needed), and
+      // serves its notify socket there.
+      const sockets = await readdir(podVolumeDir(node.paths, vm.podUid, 'empty-dir', 'sockets'));
+      expect(sockets).toEqual(expect.arrayContaining(['launcher-sock', 'notify-sock']));
+      await expect(access(join(handlerState, 's', vm.podUid))).rejects.toThrow();
+      expect(await checkpoints()).toEqual([`${vm.uid}.json`]);
     },
     BOOT_MS + 60_000,
   );
@@ -593,21 +690,25 @@ describe('virt-handler with a real launcher', () => {
   it('restarting the handler mid-run changes nothing for the running VM', async () => {
     const qemuBefore = await qemuPids(vm.domain);
     expect(qemuBefore).toHaveLength(1);
+    const launcherBefore = await launcherPids(vm.uid);
+    expect(launcherBefore).toHaveLength(1);
     const before = await getVMI('vm1');
+    // A rollout: the DaemonSet's pod is deleted and a new one takes its place on the node.
     expect(await handler!.stop()).toBe(0);
-    const node = await core().readNode({ name: nodeName });
-    expect(node.metadata?.labels?.['kubevirt.io/schedulable']).toBe('false');
+    handler = undefined;
+    const stopped = await core().readNode({ name: nodeName });
+    expect(stopped.metadata?.labels?.['kubevirt.io/schedulable']).toBe('false');
 
-    handler = await startHandler(handlerArgs());
-    handlers.push(handler);
-    await handler.waitForLine((l) => l.msg === 'checkpoints loaded' && l.launchers === 1);
-    await handler.waitForLine((l) => l.msg === 'connected to the launcher' && l.name === 'vm1', 30_000);
+    handler = await startHandler();
+    await handler.log.waitForLine((l) => l.msg === 'checkpoints loaded' && l.launchers === 1);
+    await handler.log.waitForLine((l) => l.msg === 'connected to the launcher' && l.name === 'vm1', 30_000);
     // Give it time to act on what it found: it must find nothing to change.
     await new Promise((r) => setTimeout(r, 5_000));
     const after = await getVMI('vm1');
     expect(after.status).toEqual(before.status);
     expect(after.metadata?.resourceVersion).toBe(before.metadata?.resourceVersion);
     expect(await qemuPids(vm.domain)).toEqual(qemuBefore);
+    expect(await launcherPids(vm.uid)).toEqual(launcherBefore);
     expect(vm.launcher.running).toBe(true);
     // The new handler drives the same guest: the notify stream came back, so a pause shows again.
     const c = dial();
@@ -630,15 +731,15 @@ describe('virt-handler with a real launcher', () => {
         (await core().readNode({ name: nodeName })).metadata?.labels?.['kubevirt.io/schedulable'] === 'true',
       { timeoutMs: 30_000, description: 'the node to be schedulable again' },
     );
-  }, 120_000);
+  }, 180_000);
 
   it('deleting the VMI shuts the guest down gracefully: Succeeded, domain deleted, launcher gone', async () => {
     await custom().deleteNamespacedCustomObject(vmiRef('vm1'));
     const vmi = await waitForPhase('vm1', 'Succeeded', 60_000);
     expect(vmi.status?.reason).toBeUndefined();
     expect(condition(vmi, 'Ready')).toMatchObject({ status: 'False' });
-    await eventually(() => !vm.launcher.running, { timeoutMs: 60_000, description: 'the launcher to exit' });
-    expect(await vm.launcher.exited).toBe(0);
+    expect(await vm.launcher.exited()).toBe(0);
+    expect(vm.launcher.running).toBe(false);
     expect(await qemuPids(vm.domain)).toEqual([]);
     const byReason = new Map((await events('vm1')).map((e) => [e.reason, e]));
     expect(byReason.get('ShuttingDown')?.message).toBe('Signaled Graceful Shutdown');
@@ -647,11 +748,13 @@ describe('virt-handler with a real launcher', () => {
       message: 'The VirtualMachineInstance was shut down.',
     });
     // The launcher saw the guest power itself off, not a kill.
+    await vm.launcher.log.refresh();
+    expect(vm.launcher.log.lines.length, vm.launcher.log.describe()).toBeGreaterThan(0);
     expect(
-      vm.launcher.lines.some((l) => l.msg === 'destroying the domain'),
+      vm.launcher.log.lines.some((l) => l.msg === 'destroying the domain'),
       'the launcher destroyed the domain instead of letting it power off',
     ).toBe(false);
-    await eventually(async () => (await readdir(join(handlerState, 'ghost-records'))).length === 0, {
+    await eventually(async () => (await checkpoints()).length === 0, {
       timeoutMs: 30_000,
       description: 'the checkpoint to be removed',
     });
@@ -692,10 +795,8 @@ describe('virt-handler with a real launcher', () => {
         },
       );
       // The final VMI's domain is deleted, so the launcher ends.
-      await eventually(() => !vm2.launcher.running, {
-        timeoutMs: 60_000,
-        description: 'the launcher to exit',
-      });
+      await vm2.launcher.exited();
+      expect(vm2.launcher.running).toBe(false);
       await releaseFinalizer('vm2');
     },
     BOOT_MS + 120_000,
@@ -711,16 +812,16 @@ describe('virt-handler with a real launcher', () => {
         timeoutMs: BOOT_MS,
         description: 'vm6 to boot',
       });
-      // What the kubelet does when the pod is deleted or evicted.
-      vm6.launcher.child.kill('SIGTERM');
+      // The node agent stops the pod's containers with SIGTERM, as the kubelet does for a deleted or evicted pod.
+      await core().deleteNamespacedPod({ name: vm6.launcher.name, namespace: ns.name });
       const vmi = await waitForPhase('vm6', 'Succeeded', 60_000);
       expect(vmi.status?.reason).toBeUndefined();
-      expect(await vm6.launcher.exited).toBe(0);
+      expect(await vm6.launcher.exited()).toBe(0);
       expect(await qemuPids(vm6.domain)).toEqual([]);
-      await eventually(
-        async () => !(await readdir(join(handlerState, 'ghost-records'))).includes(`${vm6.uid}.json`),
-        { timeoutMs: 30_000, description: 'the handler to let go of vm6' },
-      );
+      await eventually(async () => !(await checkpoints()).includes(`${vm6.uid}.json`), {
+        timeoutMs: 30_000,
+        description: 'the handler to let go of vm6',
+      });
       await releaseFinalizer('vm6');
     },
     BOOT_MS + 60_000,
@@ -776,14 +877,10 @@ describe('virt-handler with a real launcher', () => {
     expect(failures[0]).toMatchObject({ type: 'Warning' });
     await custom().deleteNamespacedCustomObject(vmiRef('vm5'));
     // Nothing ran, so nothing needs shutting down; the VMI leaves the handler's hands once it is final.
-    await eventually(
-      async () =>
-        !(await readdir(join(handlerState, 'ghost-records'))).some((f) => f.startsWith(vmi.metadata!.uid!)),
-      {
-        timeoutMs: 60_000,
-        description: 'the handler to let go of vm5',
-      },
-    );
+    await eventually(async () => !(await checkpoints()).some((f) => f.startsWith(vmi.metadata!.uid!)), {
+      timeoutMs: 60_000,
+      description: 'the handler to let go of vm5',
+    });
     await releaseFinalizer('vm5');
   });
 
@@ -792,23 +889,17 @@ describe('virt-handler with a real launcher', () => {
     async () => {
       const vm3 = await createVM('vm3');
       await waitForPhase('vm3', 'Running');
-      // The launcher dies; its libvirt daemons and QEMU live on in its namespace, its socket stays but answers nobody.
-      const mnt = await readlink(`/proc/${vm3.launcher.child.pid}/ns/mnt`);
-      vm3.launcher.child.kill('SIGKILL');
+      // The launcher process dies (its container and everything in it with it; the pod is Failed and keeps its
+      // folders until it is deleted): its socket stays in the sockets folder but answers nobody.
+      const [pid] = await launcherPids(vm3.uid);
+      expect(pid).toBeDefined();
+      process.kill(pid!, 'SIGKILL');
       const failed = await waitForPhase('vm3', 'Failed', (UNRESPONSIVE_TIMEOUT_S + 60) * 1000);
       expect(failed.status?.reason).toBe('LauncherUnresponsive');
-      await access(join(emptyDir(podsDir, vm3.podUid, 'sockets'), 'launcher-unresponsive'));
-      // Clean up what the dead launcher left: every process of its mount namespace (its daemons and QEMU).
-      for (const entry of await readdir('/proc')) {
-        if (!/^\d+$/.test(entry)) continue;
-        if ((await readlink(`/proc/${entry}/ns/mnt`).catch(() => '')) === mnt) {
-          try {
-            process.kill(Number(entry), 'SIGKILL');
-          } catch {
-            // gone meanwhile
-          }
-        }
-      }
+      await access(
+        join(podVolumeDir(node.paths, vm3.podUid, 'empty-dir', 'sockets'), 'launcher-unresponsive'),
+      );
+      expect(await vm3.launcher.exited()).not.toBe(0);
       await releaseFinalizer('vm3');
     },
     BOOT_MS + 120_000,
@@ -817,7 +908,7 @@ describe('virt-handler with a real launcher', () => {
   it('the handler exits cleanly and leaves the node unschedulable', async () => {
     expect(await handler!.stop()).toBe(0);
     handler = undefined;
-    const node = await core().readNode({ name: nodeName });
-    expect(node.metadata?.labels?.['kubevirt.io/schedulable']).toBe('false');
+    const stopped = await core().readNode({ name: nodeName });
+    expect(stopped.metadata?.labels?.['kubevirt.io/schedulable']).toBe('false');
   });
 });

@@ -1,71 +1,107 @@
-// What the virt-handler integration suite needs around the real API server (devcluster): the handler as a process
-// from source with its own ServiceAccount, real launchers in pod-like sandboxes whose sockets folder sits at the
-// kubelet's path under a temporary pods folder, the CRDs, the handler's RBAC (the chart's rules), and the fixture
-// that stands in for virt-controller (as its ServiceAccount) until the controller runs launcher pods end to end.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdir, readFile, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+// What the virt-handler integration suite needs around the real API server (devcluster): virt-handler as a pod
+// the way the chart's DaemonSet runs it (its own ServiceAccount, the node's /var/lib/kubelet/pods at /pods, the
+// kubelet's device-plugin folder, the node's /dev), a watch of the pods on the test node (container states and
+// exit codes, also of pods the node agent deletes), the containers' log files under the node root, the CRDs, the
+// handler's RBAC (the chart's rules), and the rights of the fixture that stands in for virt-controller (as its
+// ServiceAccount) until the controller runs launcher pods end to end.
+import { execFile } from 'node:child_process';
+import { open, readFile, readdir } from 'node:fs/promises';
+import { StringDecoder } from 'node:string_decoder';
 import {
   ApiException,
   KubernetesObjectApi,
   PatchStrategy,
+  Watch,
   type KubeConfig,
   type KubernetesObject,
+  type V1ContainerStateTerminated,
+  type V1Pod,
 } from '@kubernetes/client-node';
-import { eventually } from '@kubevirt-ts/devcluster/testing';
+import { eventually, type TestNode } from '@kubevirt-ts/devcluster/testing';
 import { crdYaml, crds } from '@kubevirt-ts/schema';
-import { sandboxCommand } from '../../launcher/src/sandbox.ts';
+import { containerLogFile } from '../../devcluster/src/node/layout.ts';
 
 export const FIELD_MANAGER = 'kubevirt-ts-tests';
-/** devcluster's identities for our services (DESIGN.md §4b). */
+/** devcluster's identities for our services (DESIGN.md §4b), and where the chart installs them. */
 export const SERVICE_NAMESPACE = 'kubevirt';
-
-const HANDLER_MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
-const LAUNCHER_MAIN = fileURLToPath(new URL('../../launcher/src/main.ts', import.meta.url));
+/** Our images, by the repositories of charts/kubevirt-ts/values.yaml: a devcluster node runs them from source. */
+export const HANDLER_IMAGE = 'ghcr.io/kubevirt-ts/virt-handler:test';
+export const LAUNCHER_IMAGE = 'ghcr.io/kubevirt-ts/virt-launcher:test';
+/** The chart's ports of virt-handler (templates/_helpers.tpl). */
+export const HANDLER_GRPC_PORT = 8190;
+export const HANDLER_HEALTH_PORT = 8188;
+/** The handler's --state-dir in the chart: a hostPath that outlives the pod (checkpoints, short links). */
+export const HANDLER_STATE_DIR = '/var/lib/kubevirt-ts/handler';
 
 type LogLine = Record<string, unknown>;
 
-/** A child process whose stdout is JSON log lines (pino), collected for waiting and for failure messages. */
-export class LoggedProcess {
+/**
+ * One container run's log, read from its file under the node root (var/log/pods/<ns>_<name>_<uid>/<container>/
+ * <run>.log, which stays after the pod is gone): JSON log lines (pino) collected for waiting and for failure
+ * messages. The file is polled, so `refresh()` before asserting on the last lines of a container that exited.
+ */
+export class PodLog {
   readonly name: string;
-  readonly child: ChildProcess;
+  readonly file: string;
   readonly lines: LogLine[] = [];
-  readonly exited: Promise<number | null>;
-  #stderr = '';
+  #offset = 0;
+  #partial = '';
+  /** Keeps a character split between two reads whole. */
+  readonly #decoder = new StringDecoder('utf8');
+  #reading: Promise<void> | undefined;
+  readonly #timer: NodeJS.Timeout;
   readonly #waiters = new Set<() => void>();
 
-  constructor(name: string, child: ChildProcess) {
+  constructor(name: string, node: TestNode, pod: V1Pod, container: string, run = 0) {
     this.name = name;
-    this.child = child;
-    this.exited = once(child, 'exit').then(([code]) => code as number | null);
-    void this.exited.then(() => this.#wake());
-    child.stderr?.on('data', (b: Buffer) => (this.#stderr += b.toString()));
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      try {
-        this.lines.push(JSON.parse(line) as LogLine);
-      } catch {
-        this.lines.push({ msg: line });
-      }
-      this.#wake();
-    });
+    this.file = containerLogFile(
+      node.paths,
+      { namespace: pod.metadata!.namespace!, name: pod.metadata!.name!, uid: pod.metadata!.uid! },
+      container,
+      run,
+    );
+    this.#timer = setInterval(() => void this.refresh(), 200);
+    this.#timer.unref();
   }
 
-  #wake(): void {
+  /** Reads what was appended since the last read. */
+  refresh(): Promise<void> {
+    this.#reading ??= this.#read().finally(() => (this.#reading = undefined));
+    return this.#reading;
+  }
+
+  async #read(): Promise<void> {
+    const handle = await open(this.file, 'r').catch(() => undefined);
+    if (!handle) return;
+    try {
+      for (;;) {
+        const buffer = Buffer.alloc(64 * 1024);
+        const { bytesRead } = await handle.read(buffer, 0, buffer.length, this.#offset);
+        if (bytesRead === 0) break;
+        this.#offset += bytesRead;
+        const text = this.#partial + this.#decoder.write(buffer.subarray(0, bytesRead));
+        const parts = text.split('\n');
+        this.#partial = parts.pop() ?? '';
+        for (const line of parts) {
+          if (line === '') continue;
+          try {
+            this.lines.push(JSON.parse(line) as LogLine);
+          } catch {
+            this.lines.push({ msg: line });
+          }
+        }
+      }
+    } finally {
+      await handle.close();
+    }
     for (const w of this.#waiters) w();
   }
 
-  get running(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
-  }
-
   describe(): string {
-    return `${this.name}: last log lines ${JSON.stringify(this.lines.slice(-15))}; stderr: ${this.#stderr.slice(-2000)}`;
+    return `${this.name}: last log lines ${JSON.stringify(this.lines.slice(-15))}`;
   }
 
-  /** The first log line (from the start) matching `pred`; fails when the process exits first. */
+  /** The first log line (from line `from`) matching `pred`. */
   waitForLine(pred: (l: LogLine) => boolean, timeoutMs = 60_000, from = 0): Promise<LogLine> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -74,146 +110,233 @@ export class LoggedProcess {
       }, timeoutMs);
       const check = (): void => {
         const hit = this.lines.slice(from).find(pred);
-        if (hit !== undefined || !this.running) {
-          clearTimeout(timer);
-          this.#waiters.delete(check);
-          if (hit !== undefined) resolve(hit);
-          else reject(new Error(`${this.name} exited (${this.child.exitCode}). ${this.describe()}`));
-        }
+        if (hit === undefined) return;
+        clearTimeout(timer);
+        this.#waiters.delete(check);
+        resolve(hit);
       };
       this.#waiters.add(check);
       check();
     });
   }
 
-  /** SIGTERM, SIGKILL after `graceMs`; resolves with the exit code. */
-  async stop(graceMs = 30_000): Promise<number | null> {
-    if (this.running) this.child.kill('SIGTERM');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
-    try {
-      return await this.exited;
-    } finally {
-      clearTimeout(timer);
-    }
+  stop(): void {
+    clearInterval(this.#timer);
   }
 }
 
-export interface HandlerProcessOptions {
-  kubeconfig: string;
-  node: string;
-  podsDir: string;
-  stateDir: string;
-  devicePluginsDir: string;
-  certsNamespace: string;
-  unresponsiveTimeout?: string;
+/**
+ * The pods bound to one node, as a watch sees them: each pod's last state by UID, including the final status the
+ * node agent writes just before it deletes a pod that was being deleted (so exit codes outlive the pod object).
+ */
+export class NodePodWatch {
+  readonly #kc: KubeConfig;
+  readonly #node: string;
+  readonly #pods = new Map<string, V1Pod>();
+  readonly #deleted = new Set<string>();
+  readonly #waiters = new Set<() => void>();
+  #abort: AbortController | undefined;
+  #resourceVersion: string | undefined;
+  #stopped = false;
+
+  constructor(kc: KubeConfig, node: string) {
+    this.#kc = kc;
+    this.#node = node;
+  }
+
+  async start(): Promise<void> {
+    const from = this.#resourceVersion;
+    this.#abort = await new Watch(this.#kc).watch(
+      '/api/v1/pods',
+      {
+        fieldSelector: `spec.nodeName=${this.#node}`,
+        allowWatchBookmarks: true,
+        ...(from !== undefined ? { resourceVersion: from } : {}),
+      },
+      (type: string, pod: V1Pod) => {
+        // 410 Gone: the next watch starts over from the current pods.
+        if (type === 'ERROR') {
+          this.#resourceVersion = undefined;
+          return;
+        }
+        this.#resourceVersion = pod.metadata?.resourceVersion ?? this.#resourceVersion;
+        const uid = pod.metadata?.uid;
+        if (type === 'BOOKMARK' || !uid) return;
+        this.#pods.set(uid, pod);
+        if (type === 'DELETED') this.#deleted.add(uid);
+        for (const w of this.#waiters) w();
+      },
+      () => this.#restart(),
+    );
+  }
+
+  /** A watch ends now and then (server timeout): the next one goes on from the last resourceVersion seen. */
+  #restart(): void {
+    if (this.#stopped) return;
+    setTimeout(() => void this.start().catch(() => this.#restart()), 500);
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.#abort?.abort();
+  }
+
+  pod(uid: string): V1Pod | undefined {
+    return this.#pods.get(uid);
+  }
+
+  gone(uid: string): boolean {
+    return this.#deleted.has(uid);
+  }
+
+  /** Whether the pod's container runs now. */
+  running(uid: string, container: string): boolean {
+    const status = this.#pods.get(uid)?.status?.containerStatuses?.find((c) => c.name === container);
+    return !this.#deleted.has(uid) && status?.state?.running !== undefined;
+  }
+
+  /** The container's termination, once its (last) run ended. */
+  terminated(uid: string, container: string): V1ContainerStateTerminated | undefined {
+    return this.#pods.get(uid)?.status?.containerStatuses?.find((c) => c.name === container)?.state
+      ?.terminated;
+  }
+
+  /** Resolves with what `check` returns once it is defined; fails after `timeoutMs`, saying what it waited for. */
+  waitFor<T>(check: () => T | undefined, timeoutMs: number, description: string): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiters.delete(wake);
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${description}`));
+      }, timeoutMs);
+      const wake = (): void => {
+        const value = check();
+        if (value === undefined) return;
+        clearTimeout(timer);
+        this.#waiters.delete(wake);
+        resolve(value);
+      };
+      this.#waiters.add(wake);
+      wake();
+    });
+  }
+
+  /** The exit code of the container's run, once it ended. */
+  exitCode(uid: string, container: string, timeoutMs = 120_000): Promise<number> {
+    return this.waitFor(
+      () => this.terminated(uid, container)?.exitCode,
+      timeoutMs,
+      `container ${container} of pod ${uid} to end`,
+    );
+  }
 }
 
-export interface HandlerProcess extends LoggedProcess {
-  grpcPort: number;
-  healthPort: number;
-}
-
-/** Starts virt-handler from source, as the DaemonSet would run it, and waits until handler.v1 is served. */
-export async function startHandler(o: HandlerProcessOptions): Promise<HandlerProcess> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--conditions=@kubevirt-ts/source',
-      HANDLER_MAIN,
-      `--kubeconfig=${o.kubeconfig}`,
-      `--pods-dir=${o.podsDir}`,
-      `--state-dir=${o.stateDir}`,
-      `--device-plugins-dir=${o.devicePluginsDir}`,
-      `--certs-namespace=${o.certsNamespace}`,
-      `--unresponsive-timeout=${o.unresponsiveTimeout ?? '30s'}`,
-      '--grpc-port=0',
-      '--grpc-bind-address=127.0.0.1',
-      '--health-port=0',
-      '--health-bind-address=127.0.0.1',
-      '--log-level=debug',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_NAME: o.node, POD_NAMESPACE: '' } },
-  );
-  const p = new LoggedProcess('virt-handler', child) as HandlerProcess;
-  const grpc = await p.waitForLine((l) => l.msg === 'serving handler.v1 over mutual TLS');
-  const health = await p.waitForLine((l) => typeof l.port === 'number' && String(l.msg).includes('/livez'));
-  p.grpcPort = grpc.grpcPort as number;
-  p.healthPort = health.port as number;
-  return p;
-}
-
-/** The kubelet's folder of one emptyDir of a pod. */
-export function emptyDir(podsDir: string, podUid: string, volume: string): string {
-  return join(podsDir, podUid, 'volumes', 'kubernetes.io~empty-dir', volume);
-}
-
-export interface LauncherProcessOptions {
-  podsDir: string;
-  podUid: string;
-  stateDir: string;
+export interface HandlerPodOptions {
   name: string;
-  namespace: string;
-  uid: string;
-  gracePeriodSeconds: number;
-  kernelBootImage: string;
-  capabilitiesSeed: string;
+  node: string;
+  /** Where the certificate Secret is (the install namespace in the chart; the test namespace here). */
+  certsNamespace: string;
+  /** The node folder behind --state-dir: one per test file, so no other run's checkpoints are found. */
+  stateHostPath: string;
+  unresponsiveTimeout: string;
+  testLabel: string;
 }
 
 /**
- * Runs virt-launcher as its pod would: in its own mount namespace, with the pod's sockets and private emptyDirs
- * (at the kubelet's paths under `podsDir`) mounted where DESIGN.md §4a puts them, and the kernel-boot image.
+ * virt-handler's pod as the chart's DaemonSet renders it (charts/kubevirt-ts/templates/handler-daemonset.yaml),
+ * pinned to the test node, with the test's certificate namespace and unresponsive timeout, debug logs, and a state
+ * folder on the node of its own (the chart's is /var/lib/kubevirt-ts/handler), so no other run's checkpoints are
+ * found.
  */
-export async function startLauncher(o: LauncherProcessOptions): Promise<LoggedProcess> {
-  const sockets = emptyDir(o.podsDir, o.podUid, 'sockets');
-  const priv = emptyDir(o.podsDir, o.podUid, 'private');
-  for (const d of [sockets, priv, o.stateDir]) await mkdir(d, { recursive: true });
-  const { command, args } = sandboxCommand(
-    [
-      process.execPath,
-      '--conditions=@kubevirt-ts/source',
-      LAUNCHER_MAIN,
-      `--name=${o.name}`,
-      `--namespace=${o.namespace}`,
-      `--uid=${o.uid}`,
-      `--grace-period-seconds=${o.gracePeriodSeconds}`,
-      '--use-emulation',
-      '--health-port=0',
-      '--health-bind-address=127.0.0.1',
-      `--qemu-capabilities-seed=${o.capabilitiesSeed}`,
-    ],
-    {
-      stateDir: o.stateDir,
-      binds: [
-        { source: sockets, target: '/var/run/kubevirt/sockets' },
-        { source: priv, target: '/var/run/kubevirt-private' },
-        { source: o.kernelBootImage, target: '/var/run/kubevirt/kernel-boot', readonly: true },
+export function handlerPod(o: HandlerPodOptions): V1Pod {
+  const fieldRef = (fieldPath: string) => ({ valueFrom: { fieldRef: { fieldPath } } });
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: o.name,
+      namespace: SERVICE_NAMESPACE,
+      labels: {
+        'app.kubernetes.io/name': 'kubevirt-ts-test',
+        'app.kubernetes.io/component': 'handler',
+        'kubevirt-ts.dev/test': o.testLabel,
+      },
+    },
+    spec: {
+      serviceAccountName: 'virt-handler',
+      // As the chart's: the handler enters a launcher pod's network namespace through /proc/<pid>/ns/net.
+      hostPID: true,
+      // What the DaemonSet controller gives its pods: placement on exactly this node, whatever its taints.
+      nodeSelector: { 'kubernetes.io/hostname': o.node },
+      tolerations: [{ operator: 'Exists' }],
+      terminationGracePeriodSeconds: 30,
+      securityContext: { seccompProfile: { type: 'RuntimeDefault' } },
+      containers: [
+        {
+          name: 'virt-handler',
+          image: HANDLER_IMAGE,
+          args: [
+            `--health-port=${HANDLER_HEALTH_PORT}`,
+            '--dev-dir=/host/dev',
+            `--state-dir=${HANDLER_STATE_DIR}`,
+            `--certs-namespace=${o.certsNamespace}`,
+            `--unresponsive-timeout=${o.unresponsiveTimeout}`,
+            '--log-level=debug',
+          ],
+          env: [
+            { name: 'POD_NAME', ...fieldRef('metadata.name') },
+            { name: 'NODE_NAME', ...fieldRef('spec.nodeName') },
+            { name: 'POD_IP', ...fieldRef('status.podIP') },
+          ],
+          ports: [
+            { name: 'grpc', containerPort: HANDLER_GRPC_PORT, protocol: 'TCP' },
+            { name: 'health', containerPort: HANDLER_HEALTH_PORT, protocol: 'TCP' },
+          ],
+          readinessProbe: { httpGet: { path: '/readyz', port: 'health' }, periodSeconds: 2 },
+          volumeMounts: [
+            { name: 'kubelet-pods', mountPath: '/pods', mountPropagation: 'HostToContainer' },
+            { name: 'device-plugins', mountPath: '/var/lib/kubelet/device-plugins' },
+            { name: 'host-dev', mountPath: '/host/dev', readOnly: true },
+            { name: 'state', mountPath: HANDLER_STATE_DIR },
+          ],
+        },
+      ],
+      volumes: [
+        { name: 'kubelet-pods', hostPath: { path: '/var/lib/kubelet/pods', type: 'Directory' } },
+        {
+          name: 'device-plugins',
+          hostPath: { path: '/var/lib/kubelet/device-plugins', type: 'Directory' },
+        },
+        { name: 'host-dev', hostPath: { path: '/dev', type: 'Directory' } },
+        { name: 'state', hostPath: { path: o.stateHostPath, type: 'DirectoryOrCreate' } },
       ],
     },
-  );
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
-  return new LoggedProcess(`virt-launcher ${o.namespace}/${o.name}`, child);
+  };
 }
 
-/** Pids of the QEMU running a domain (<namespace>_<name>). */
-export async function qemuPids(domainName: string): Promise<number[]> {
+async function pidsWhere(match: (argv: string[]) => boolean): Promise<number[]> {
   const pids: number[] = [];
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.startsWith('/usr/bin/qemu-system') && cmdline.includes(`guest=${domainName},`))
-      pids.push(Number(entry));
+    if (cmdline !== '' && match(cmdline.split('\0'))) pids.push(Number(entry));
   }
   return pids;
 }
 
-export async function killQemu(domainName: string): Promise<void> {
-  for (const pid of await qemuPids(domainName)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
+/** Pids of the QEMU running a domain (<namespace>_<name>), seen from the machine (pods share its PID space). */
+export function qemuPids(domainName: string): Promise<number[]> {
+  return pidsWhere(
+    (argv) =>
+      (argv[0] ?? '').startsWith('/usr/bin/qemu-system') &&
+      argv.some((a) => a.startsWith(`guest=${domainName},`)),
+  );
+}
+
+/** Pids of the virt-launcher process (not its container's init) of the VMI with this UID. */
+export function launcherPids(vmiUid: string): Promise<number[]> {
+  return pidsWhere(
+    (argv) => argv.includes(`--uid=${vmiUid}`) && argv.some((a) => a.endsWith('launcher/src/main.ts')),
+  );
 }
 
 export async function kubectl(
@@ -328,7 +451,8 @@ export function rbacObjects(namespace: string, serverSecret: string): Kubernetes
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'test-virt-handler' },
       subjects: [sa('virt-handler')],
     },
-    // The controller fixture: it marks VMIs Scheduled and releases their finalizer, as the VMI controller does.
+    // The controller fixture: it creates and deletes the launcher pods, marks VMIs Scheduled and releases their
+    // finalizer, as the VMI controller does (a subset of charts/kubevirt-ts/templates/controller-rbac.yaml).
     {
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'Role',
@@ -339,6 +463,7 @@ export function rbacObjects(namespace: string, serverSecret: string): Kubernetes
           resources: ['virtualmachineinstances'],
           verbs: ['get', 'list', 'watch', 'update', 'patch'],
         },
+        { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'create', 'delete'] },
       ],
     },
     {
