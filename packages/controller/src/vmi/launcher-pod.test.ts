@@ -208,7 +208,7 @@ describe('renderLauncherPod rules', () => {
     expect(kvm).not.toHaveProperty(DEVICE_RESOURCES.vhostNet);
     const withNic = (model?: 'virtio' | 'e1000'): VMI => {
       const vmi = minimalVMI();
-      vmi.spec!.domain.devices.interfaces = [{ name: 'default', ...(model ? { model } : {}) }];
+      vmi.spec.domain.devices.interfaces = [{ name: 'default', ...(model ? { model } : {}) }];
       return vmi;
     };
     const limits = (vmi: VMI, useEmulation: boolean) =>
