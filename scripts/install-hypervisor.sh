@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the launcher and the test guest need on a Debian machine: QEMU, libvirt's daemons and client,
-# libvirt's schema validator, and the tools the guest image builder uses. Idempotent: a package already installed is
+# libvirt's schema validator, and the tools the guest image builder uses; also nftables, for devcluster's kube-proxy. Idempotent: a package already installed is
 # skipped, and a machine that has everything costs one dpkg-query. Also creates the `kvm` group and the
 # `libvirt-qemu` user and group that libvirt's QEMU driver looks up at start (Debian's libvirt-daemon-system would
 # create them, but it also installs and starts system daemons, which the launcher must not share).
@@ -12,10 +12,14 @@ say() { echo "install-hypervisor: $*" >&2; }
 PACKAGES=(
   # The hypervisor and libvirt (libvirtd + virtlogd + virsh), as the launcher runs them.
   qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
+  # UEFI firmware (OVMF, with a Secure Boot build) for VMIs with firmware.bootloader.efi, as the launcher image has.
+  ovmf
   # virt-xml-validate needs xmllint; genisoimage builds cloud-init NoCloud ISOs.
   libxml2-utils genisoimage
   # The test guest builder: busybox initramfs, module dependencies, a syslinux-bootable FAT disk.
   busybox-static cpio kmod dosfstools mtools syslinux syslinux-common fdisk
+  # devcluster's kube-proxy (nftables mode) programs each node's Services with the `nft` command.
+  nftables
 )
 
 SUDO=()

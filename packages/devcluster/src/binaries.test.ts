@@ -31,6 +31,7 @@ describe('go.mod reading', () => {
     const versions = await pinnedVersions();
     expect(versions.kubernetes).toMatch(/^v1\.(3[5-9]|[4-9]\d)\.\d+$/);
     expect(versions.etcd).toMatch(/^v3\.6\.\d+$/);
+    expect(versions.coredns).toMatch(/^v1\.\d+\.\d+$/);
   });
 
   it('compares dotted versions numerically', () => {
@@ -61,6 +62,19 @@ describe('expectedStamp', () => {
     const after = expectedStamp({ ...files, k8s: { ...files.k8s, goSum: `${files.k8s.goSum}x` } }, versions);
     expect(after.kubernetes.inputs).not.toBe(before.kubernetes.inputs);
     expect(after.etcd).toEqual(before.etcd);
+    expect(after.coredns).toEqual(before.coredns);
+  });
+
+  it('rebuilds CoreDNS alone when its plugin list changes', async () => {
+    const files = await readModuleFiles(goModulesDir());
+    const versions = await pinnedVersions();
+    const before = expectedStamp(files, versions);
+    const after = expectedStamp(
+      { ...files, coredns: { ...files.coredns, main: `${files.coredns.main}// another plugin\n` } },
+      versions,
+    );
+    expect(after.coredns.inputs).not.toBe(before.coredns.inputs);
+    expect(after.kubernetes).toEqual(before.kubernetes);
   });
 });
 
@@ -81,7 +95,7 @@ describe('ensureBinaries', () => {
     const versions = await pinnedVersions();
     const cache = binaryCache(cacheRoot, versions.kubernetes);
     await mkdir(cache.binDir, { recursive: true });
-    for (const name of [...KUBERNETES_COMMANDS, 'etcd', 'helm']) {
+    for (const name of [...KUBERNETES_COMMANDS, 'etcd', 'coredns', 'helm']) {
       await writeFile(join(cache.binDir, name), '#!/bin/sh\n');
       await chmod(join(cache.binDir, name), 0o755);
     }

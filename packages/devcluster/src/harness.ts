@@ -1,5 +1,6 @@
 // What tests and the CLI's test helpers need from a running devcluster, without vitest: its state, raw API
 // requests, waiting, and provoking an API server restart or a 410. Test files import '@kubevirt-ts/devcluster/testing'.
+import { readFile } from 'node:fs/promises';
 import type { RequestOptions } from 'node:https';
 import { KubeConfig } from '@kubernetes/client-node';
 import { readClusterState } from './cluster.ts';
@@ -7,8 +8,10 @@ import { restartComponent } from './control.ts';
 import { COMPONENT_NAMES } from './components.ts';
 import { DevclusterError } from './errors.ts';
 import { compactEtcdAt } from './etcd.ts';
-import { defaultStateDir, ENV } from './layout.ts';
+import { defaultStateDir, ENV, statePaths } from './layout.ts';
+import { pkiFiles } from './pki.ts';
 import { request } from './probe.ts';
+import { ensureServiceAccountKubeconfigs } from './serviceaccounts.ts';
 import type { ClusterState } from './spec.ts';
 
 /** The kubeconfig the test runner was given (KUBECONFIG), with a clear error when there is none. */
@@ -33,6 +36,26 @@ export async function devclusterState(): Promise<ClusterState> {
     throw new DevclusterError(`no devcluster state in ${stateDir}`, 'start one with: pnpm devcluster up');
   }
   return state;
+}
+
+/**
+ * Puts back the services' ServiceAccounts that `up` created in the `kubevirt` namespace and mints fresh tokens into
+ * their kubeconfigs, as `up` does. `helm uninstall` of the chart deletes those accounts (the chart adopts them on
+ * install), and a token is bound to the account it was minted for, so without this the kubeconfigs of services run
+ * from source stop working after a test uninstalled the chart.
+ */
+export async function restoreServiceAccounts(): Promise<void> {
+  const stateDir = process.env[ENV.stateDir] ?? defaultStateDir();
+  const state = await devclusterState();
+  const paths = statePaths(stateDir);
+  const admin = new KubeConfig();
+  admin.loadFromFile(state.kubeconfigs.admin);
+  await ensureServiceAccountKubeconfigs(admin, {
+    dir: paths.kubeconfigs,
+    caPem: await readFile(pkiFiles(paths.pki).ca.cert, 'utf8'),
+    insideServer: state.apiserver.url,
+    hostServer: state.apiserver.hostUrl,
+  });
 }
 
 export interface WaitOptions {

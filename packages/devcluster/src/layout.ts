@@ -59,6 +59,8 @@ export const NETWORK = {
   /** ClusterIP range; the first address is the `kubernetes` Service. */
   serviceCidr: '10.96.0.0/16',
   kubernetesServiceIp: '10.96.0.1',
+  /** The `kube-dns` Service (the service range's 10th address, as kubeadm picks it); CoreDNS answers behind it. */
+  clusterDnsIp: '10.96.0.10',
   clusterDomain: 'cluster.local',
 } as const;
 
@@ -68,6 +70,14 @@ export const PORTS = {
   etcdPeer: 2380,
   controllerManager: 10257,
   scheduler: 10259,
+  /** CoreDNS, on the control plane address inside the cluster namespace (the kube-dns Service's endpoint). */
+  dns: 53,
+  /** CoreDNS's `ready` plugin (127.0.0.1 inside the cluster namespace). */
+  dnsReady: 8181,
+  /** kube-proxy's health server on each node's address. */
+  kubeProxyHealthz: 10256,
+  /** kube-proxy's metrics, on each node's loopback. */
+  kubeProxyMetrics: 10249,
   /** Host side of the forwarder (127.0.0.1); override with --port or KUBEVIRT_TS_DEVCLUSTER_PORT. */
   hostApiserverDefault: hostPortFor(INSTANCE),
 } as const;
@@ -120,6 +130,10 @@ export interface StatePaths {
   etcdSocket: string;
   controllerManagerSocket: string;
   schedulerSocket: string;
+  /** CoreDNS's readiness endpoint, forwarded from the namespace. */
+  dnsReadySocket: string;
+  /** CoreDNS's Corefile and kubeconfig. */
+  dns: string;
   supervisorPidFile: string;
   supervisorLog: string;
   /** Serialises `up` and `down` on this state dir. */
@@ -142,6 +156,8 @@ export function statePaths(root: string): StatePaths {
     etcdSocket: join(run, 'etcd.sock'),
     controllerManagerSocket: join(run, 'controller-manager.sock'),
     schedulerSocket: join(run, 'scheduler.sock'),
+    dnsReadySocket: join(run, 'coredns-ready.sock'),
+    dns: join(root, 'dns'),
     supervisorPidFile: join(run, 'supervisor.pid'),
     supervisorLog: join(logs, 'supervisor.log'),
     lockFile: join(root, 'lock'),

@@ -43,7 +43,7 @@ export interface ClusterState {
   createdAt: string;
   stateDir: string;
   binDir: string;
-  versions: { kubernetes: string; etcd: string; helm: string };
+  versions: { kubernetes: string; etcd: string; coredns?: string; helm: string };
   network: {
     namespace: string;
     bridge: string;

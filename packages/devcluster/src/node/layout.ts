@@ -73,6 +73,8 @@ export interface NodePaths {
   config: string;
   kubeconfig: string;
   serving: { cert: string; key: string };
+  /** The node's kube-proxy: its configuration and kubeconfig (`var/lib/kube-proxy`, as kubeadm's DaemonSet mounts). */
+  kubeProxy: { dir: string; config: string; kubeconfig: string; healthSocket: string };
 }
 
 /** Node roots sit in the state dir's `nodes/` folder: `nodes/dc-node-1/…`. */
@@ -99,6 +101,12 @@ export function nodePaths(stateDir: string, name: string): NodePaths {
     config: join(agentState, 'node.json'),
     kubeconfig: join(agentState, 'kubelet.kubeconfig'),
     serving: { cert: join(agentState, 'kubelet.crt'), key: join(agentState, 'kubelet.key') },
+    kubeProxy: {
+      dir: join(root, 'var', 'lib', 'kube-proxy'),
+      config: join(root, 'var', 'lib', 'kube-proxy', 'config.conf'),
+      kubeconfig: join(root, 'var', 'lib', 'kube-proxy', 'kubeconfig.conf'),
+      healthSocket: join(stateDir, 'run', `kube-proxy-${name}.sock`),
+    },
   };
 }
 

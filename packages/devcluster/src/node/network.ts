@@ -8,6 +8,8 @@
 //
 // Both the cluster and node namespaces forward, so pods reach the API server, each other across nodes, and the
 // test runner (inside kvts-dc) reaches pods; nothing routes to the host, which has no link into these namespaces.
+// Service addresses (10.96.0.0/16) are translated by each node's kube-proxy in the node namespace, which every
+// packet of its pods crosses; the cluster namespace routes them through the first node.
 import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
@@ -96,6 +98,11 @@ export async function createNodeNetwork(node: NodeIdentity): Promise<void> {
   );
   await enableForwarding(cluster);
   await enableForwarding(node.netns);
+}
+
+/** The cluster namespace's route to the service range through `node`, whose kube-proxy translates ClusterIPs. */
+export async function routeServicesThrough(node: NodeIdentity): Promise<void> {
+  await ip(['-n', NETWORK.namespace, 'route', 'replace', NETWORK.serviceCidr, 'via', node.address]);
 }
 
 export interface PodRange {

@@ -101,6 +101,8 @@ export class NodeStatusManager {
             annotations: { 'volumes.kubernetes.io/controller-managed-attach-detach': 'true' },
           },
           ...(this.#config.taints?.length ? { spec: { taints: this.#config.taints } } : {}),
+          // The address at once, as the kubelet registers a Node: the node's kube-proxy waits for it.
+          status: { addresses: [{ type: 'InternalIP', address: this.#config.address }] },
         },
       });
       this.#log.info({ node: name }, 'node registered');

@@ -25,6 +25,7 @@ import type { Logger } from 'pino';
 import { NETWORK, PORTS } from '../layout.ts';
 import type { NodeAgentConfig } from './config.ts';
 import type { DeviceManager } from './deviceplugin/manager.ts';
+import { parseResolvConf, podResolvConf, renderResolvConf, type ResolvConf } from './dns.ts';
 import {
   containerArgv,
   ContainerConfigError,
@@ -118,6 +119,8 @@ export class PodManager {
   readonly #pullFailures = new Map<string, string>();
   readonly #volumesAt = new Map<string, { at: number; volumes: Map<string, PreparedVolume> }>();
   #capabilities: Promise<string | undefined> | undefined;
+  /** The node's own resolver configuration (the machine's /etc/resolv.conf), for dnsPolicy Default. */
+  #nodeResolvConf: Promise<ResolvConf> | undefined;
 
   constructor(options: PodManagerOptions) {
     this.#o = options;
@@ -288,6 +291,13 @@ export class PodManager {
         : undefined,
     );
     await writeFile(join(dir, 'etc-hostname'), `${hostname}\n`);
+    this.#nodeResolvConf ??= readFile('/etc/resolv.conf', 'utf8').then(parseResolvConf, () =>
+      parseResolvConf(''),
+    );
+    await writeFile(
+      join(dir, 'etc-resolv.conf'),
+      renderResolvConf(podResolvConf(pod, await this.#nodeResolvConf)),
+    );
     record.sandboxReady = true;
     await this.#o.records.save(record);
   }
@@ -673,7 +683,8 @@ export class PodManager {
     const port = String(PORTS.apiserver);
     return {
       HOSTNAME: hostname,
-      // The real API server: there is no kube-proxy to carry the kubernetes Service's ClusterIP.
+      // The API server's own address, not the kubernetes Service's ClusterIP a kubelet gives (which each node's
+      // kube-proxy carries too): it keeps pods independent of kube-proxy's first sync.
       KUBERNETES_SERVICE_HOST: host,
       KUBERNETES_SERVICE_PORT: port,
       KUBERNETES_SERVICE_PORT_HTTPS: port,
@@ -891,6 +902,15 @@ export class PodManager {
     const privileged = spec.securityContext?.privileged === true;
     mounts.push({ source: join(dir, 'etc-hosts'), target: '/etc/hosts', readOnly: false, file: true });
     mounts.push({ source: join(dir, 'etc-hostname'), target: '/etc/hostname', readOnly: false, file: true });
+    // Absent only in a sandbox an older agent made; the container then keeps the machine's resolver settings.
+    if (existsSync(join(dir, 'etc-resolv.conf'))) {
+      mounts.push({
+        source: join(dir, 'etc-resolv.conf'),
+        target: '/etc/resolv.conf',
+        readOnly: false,
+        file: true,
+      });
+    }
     if (!privileged) {
       const terminationLog = join(this.#o.paths.containers, `${id}.termination-log`);
       await mkdir(this.#o.paths.containers, { recursive: true, mode: 0o700 });

@@ -1,7 +1,7 @@
 // What `devcluster up --nodes N` does for nodes: per node a node root with the kubelet's layout, credentials issued
-// by the cluster CA, the agent's node.json, a network namespace joined to the cluster bridge, and a component the
-// supervisor runs (the agent, inside that namespace, after the API server is ready); once the control plane serves,
-// the no-provisioner StorageClass for static hostPath PVs.
+// by the cluster CA, the agent's node.json, a network namespace joined to the cluster bridge, and the components the
+// supervisor runs inside that namespace (the agent and the node's kube-proxy, once the API server is ready);
+// once the control plane serves, the no-provisioner StorageClass for static hostPath PVs.
 import { availableParallelism, totalmem } from 'node:os';
 import { mkdir, statfs, writeFile, rename } from 'node:fs/promises';
 import { extname, join } from 'node:path';
@@ -13,7 +13,8 @@ import type { ComponentSpec } from '../spec.ts';
 import type { NodeAgentConfig } from './config.ts';
 import { writeNodeCredentials } from './identity.ts';
 import { KUBELET_PORT, MAX_NODES, nodeIdentity, nodePaths } from './layout.ts';
-import { createNodeNetwork } from './network.ts';
+import { createNodeNetwork, routeServicesThrough } from './network.ts';
+import { kubeProxyComponent, kubeProxyHealthForward, writeKubeProxyFiles } from './proxy.ts';
 
 /** The StorageClass of static hostPath/local PersistentVolumes: no provisioner, bound by the real PV controller. */
 export const STATIC_STORAGE_CLASS = 'devcluster-static';
@@ -57,6 +58,15 @@ async function machineCapacity(dir: string): Promise<NodeAgentConfig['capacity']
   };
 }
 
+/**
+ * What a node in simulate mode advertises: no pod there uses anything, so, as KWOK's nodes do, it reports a large
+ * machine (32 cores, 256 GiB, 250 pods) rather than this one's, and a control-plane benchmark's hundreds of pods
+ * fit on two nodes.
+ */
+async function simulatedCapacity(dir: string): Promise<NodeAgentConfig['capacity']> {
+  return { ...(await machineCapacity(dir)), cpu: '32', memory: '256Gi', pods: '250' };
+}
+
 export interface PrepareNodesInput {
   paths: StatePaths;
   count: number;
@@ -64,17 +74,23 @@ export interface PrepareNodesInput {
   apiserverUrl: string;
   kubernetesVersion: string;
   cacheRoot: string;
+  /** Where kube-proxy is (the control plane's binary cache). */
+  binDir: string;
 }
 
-/** Node roots, credentials and agent configs; returns the supervisor components of the agents. */
+/**
+ * Node roots, credentials and agent configs; returns the supervisor components of the agents and kube-proxies,
+ * and the namespace forwarder's rules that let the supervisor probe each kube-proxy.
+ */
 export async function prepareNodes(
   input: PrepareNodesInput,
-): Promise<{ state: NodesState; components: ComponentSpec[] }> {
+): Promise<{ state: NodesState; components: ComponentSpec[]; forwards: string[] }> {
   const here = fileURLToPath(import.meta.url);
   const main = join(here, '..', `main${extname(here)}`);
   const conditions = process.execArgv.filter((arg) => arg.startsWith('--conditions') || arg === '-C');
   const nodes: NodeSummary[] = [];
   const components: ComponentSpec[] = [];
+  const forwards: string[] = [];
   for (let index = 1; index <= input.count; index++) {
     const node = nodeIdentity(index);
     const paths = nodePaths(input.paths.root, node.name);
@@ -96,7 +112,7 @@ export async function prepareNodes(
       simulatePods: input.simulatePods,
       cacheRoot: input.cacheRoot,
       repoRoot: repoRoot(),
-      capacity: await machineCapacity(paths.root),
+      capacity: await (input.simulatePods ? simulatedCapacity : machineCapacity)(paths.root),
       kubeletPort: KUBELET_PORT,
     };
     await writeFile(`${paths.config}.tmp`, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
@@ -128,13 +144,22 @@ export async function prepareNodes(
       logFile: componentLogFile(input.paths, node.name),
       pidFile: componentPidFile(input.paths, node.name),
     });
+    await writeKubeProxyFiles(input.paths.pki, node, paths, input.apiserverUrl);
+    components.push(kubeProxyComponent(input.binDir, input.paths, node, paths, COMPONENT_NAMES.apiserver));
+    forwards.push(kubeProxyHealthForward(node, paths));
   }
-  return { state: { simulatePods: input.simulatePods, nodes }, components };
+  return { state: { simulatePods: input.simulatePods, nodes }, components, forwards };
 }
 
-/** The nodes' network namespaces, joined to the cluster bridge (after the cluster namespace exists). */
+/**
+ * The nodes' network namespaces, joined to the cluster bridge (after the cluster namespace exists), and the cluster
+ * namespace's route to the service range through the first node, whose kube-proxy translates ClusterIPs for the
+ * processes there (the test runner, `devcluster exec`) as it does for its own pods.
+ */
 export async function createNodeNetworks(state: NodesState | undefined): Promise<void> {
   for (const summary of state?.nodes ?? []) await createNodeNetwork(nodeIdentity(summary.index));
+  const first = state?.nodes[0];
+  if (first) await routeServicesThrough(nodeIdentity(first.index));
 }
 
 /** Cluster objects the nodes' pods rely on: the no-provisioner StorageClass for static hostPath PVs. */
