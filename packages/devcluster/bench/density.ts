@@ -16,8 +16,9 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CoreV1Api, CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
 import { defaultCacheRoot } from '../src/layout.ts';
-import { devclusterState, eventually, kubeConfigFromEnv, kubeRequest } from '../src/harness.ts';
+import { devclusterState, eventually, kubeConfigFromEnv } from '../src/harness.ts';
 import { repoRoot } from '../src/node/setup.ts';
+import { readWriteCounts, writesBetween, writesTable } from '../src/stack/api-writes.ts';
 import { CHART_NAMESPACE, TEST_GUEST_IMAGE, ensureStack } from '../src/stack/chart.ts';
 import { densityChart, formatTable, percentile } from '../src/stack/density-report.ts';
 import type { VmiView } from '../src/stack/vms.ts';
@@ -35,29 +36,8 @@ const INTERVAL_MS = Number(values['interval-ms']);
 if (!Number.isInteger(COUNT) || COUNT < 1)
   throw new Error(`--count must be a positive whole number, not ${values.count}`);
 const MiB = 1024 * 1024;
-const WRITE_VERBS = new Set(['POST', 'PUT', 'PATCH', 'DELETE', 'APPLY']);
 
 const log = (line: string) => process.stderr.write(`density: ${line}\n`);
-
-// ---- API server request counters ----
-
-type Counters = Map<string, number>;
-
-/** apiserver_request_total of successful (2xx) write verbs, keyed "VERB resource[/subresource]". */
-function writeCounters(metrics: string): Counters {
-  const out: Counters = new Map();
-  for (const line of metrics.split('\n')) {
-    if (!line.startsWith('apiserver_request_total{')) continue;
-    const labels = new Map([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1] ?? '', m[2] ?? '']));
-    const verb = labels.get('verb') ?? '';
-    if (!WRITE_VERBS.has(verb) || !(labels.get('code') ?? '').startsWith('2')) continue;
-    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
-    const subresource = labels.get('subresource');
-    const key = `${verb} ${labels.get('resource') ?? ''}${subresource ? `/${subresource}` : ''}`;
-    out.set(key, (out.get(key) ?? 0) + value);
-  }
-  return out;
-}
 
 // ---- process memory ----
 
@@ -165,7 +145,7 @@ async function main(): Promise<number> {
       (log('waiting for namespaces being deleted to go, so their writes do not count'), false),
     { timeoutMs: 300_000, intervalMs: 5_000, description: 'no namespace Terminating' },
   ).catch(() => log('namespaces are still Terminating; their writes are counted too'));
-  const before = writeCounters((await kubeRequest(kc, '/metrics')).body);
+  const before = await readWriteCounts(kc);
   const created = new Map<string, number>();
   const running = new Map<string, number>();
   const names = Array.from({ length: COUNT }, (_, i) => `density-${String(i + 1).padStart(3, '0')}`);
@@ -216,7 +196,7 @@ async function main(): Promise<number> {
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, at + INTERVAL_MS - Date.now())));
   }
   await poller;
-  const after = writeCounters((await kubeRequest(kc, '/metrics')).body);
+  const after = await readWriteCounts(kc);
   if (running.size < COUNT)
     log(`only ${running.size}/${COUNT} VMIs reached Running; the report covers those`);
 
@@ -289,18 +269,7 @@ async function main(): Promise<number> {
       ],
     ],
   );
-  const writes = [...after]
-    .map(([key, value]) => [key, value - (before.get(key) ?? 0)] as const)
-    .filter(([, delta]) => delta > 0)
-    .sort((a, b) => b[1] - a[1]);
-  const totalWrites = writes.reduce((sum, [, d]) => sum + d, 0);
-  const writesTable = formatTable(
-    ['API writes (all clients)', 'total', 'per VMI'],
-    [
-      ...writes.map(([key, d]) => [key, String(d), (d / COUNT).toFixed(1)]),
-      ['all writes', String(totalWrites), (totalWrites / COUNT).toFixed(1)],
-    ],
-  );
+  const writes = writesTable('API writes (all clients)', writesBetween(before, after), COUNT);
   const mgmtRss = launcherMemory.map((m) => m.management.rss);
   const mgmtPss = launcherMemory.map((m) => m.management.pss);
   const qemuRss = launcherMemory.map((m) => m.qemu.rss);
@@ -335,7 +304,7 @@ async function main(): Promise<number> {
     '```',
     latency,
     '',
-    writesTable,
+    writes,
     '',
     memoryTable,
     '```',

@@ -40,8 +40,10 @@ const USAGE = `usage: devcluster COMMAND
   logs [COMPONENT | pod/NAMESPACE/NAME[/CONTAINER]] [-f] [-n N] [-p]
                            a component's log (all components' tails without COMPONENT)
   exec -- CMD [ARGS…]      run CMD inside the cluster's network namespace (KUBECONFIG set for it)
-  test -- CMD [ARGS…]      up, run CMD inside the namespace with KUBEVIRT_TS_INTEGRATION=1, down; exits with CMD's code
-                           (${ENV.mode}=keep: use a running devcluster and leave it up)
+  test [--simulate-pods] -- CMD [ARGS…]
+                           up, run CMD inside the namespace with KUBEVIRT_TS_INTEGRATION=1, down; exits with CMD's code
+                           (${ENV.mode}=keep: use a running devcluster and leave it up; --simulate-pods: nodes in
+                           simulate mode, for control-plane benchmarks)
   demo                     2 nodes, helm install the chart, boot examples/vm-demo.yaml and show its console
   expose NAME --port P [--target-port T] [--namespace NS] [--address IP]
                            a selector-less Service + EndpointSlice so the API server reaches a process run from source
@@ -213,12 +215,25 @@ async function cmdExec(args: string[]): Promise<number> {
 
 async function cmdTest(args: string[]): Promise<number> {
   const { own, command } = splitAtDoubleDash(args);
+  const simulatePods = command.length > 0 && own.includes('--simulate-pods');
   const argv = command.length > 0 ? command : own;
   if (argv.length === 0)
-    throw new DevclusterError('nothing to run', 'usage: devcluster test -- COMMAND [ARGS…]');
+    throw new DevclusterError(
+      'nothing to run',
+      'usage: devcluster test [--simulate-pods] -- COMMAND [ARGS…]',
+    );
   const keep = process.env[ENV.mode] === 'keep';
   const alreadyUp = Boolean(await runningSupervisor(statePaths(defaultStateDir())));
   if (alreadyUp) {
+    const running = (await readClusterState())?.nodes?.simulatePods ?? false;
+    if (running !== simulatePods) {
+      // Simulated pods run no process: a suite must never run against them, and a benchmark that asks for them
+      // must not create hundreds of real pods instead.
+      throw new DevclusterError(
+        `the running devcluster's nodes ${running ? 'simulate pods' : 'run real pods'}, but this command needs nodes that ${simulatePods ? 'simulate pods' : 'run real pods'}`,
+        `stop it first (devcluster down), or run this with ${ENV.mode} unset and no devcluster running`,
+      );
+    }
     // Only what this command started is torn down afterwards; someone else's running cluster stays up.
     progress(
       `using the running devcluster${keep ? '' : ' (it stays up afterwards: this command did not start it)'}`,
@@ -231,7 +246,7 @@ async function cmdTest(args: string[]): Promise<number> {
     }
   } else {
     const started = Date.now();
-    await up({ progress });
+    await up({ progress, ...(simulatePods ? { simulatePods: true } : {}) });
     progress(`up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   }
   try {

@@ -1,13 +1,23 @@
 // Benchmark of one launcher running the test guest: time from launcher start to its ready socket, time from Sync
 // to the domain Running (with libvirt's QEMU capability cache filled, and empty beside it), and the resident
-// memory of the launcher's own processes (node + libvirtd + virtlogd) beside QEMU's. Runs the built launcher
-// (dist/, as the image does); `pnpm bench` builds it first. Needs root (each launcher runs in a pod-like sandbox).
-// Usage: pnpm --filter @kubevirt-ts/launcher bench [-- --runs N]
+// memory of the launcher's own processes (node + libvirtd + virtlogd) beside QEMU's, for plain `node` and for the
+// node flags the image starts the launcher with (image/node-flags) side by side, plus any `--compare "FLAGS"`.
+// Runs the built launcher (dist/, as the image does); `pnpm bench` builds it first. Needs root (each launcher runs
+// in a pod-like sandbox).
+// Usage: pnpm --filter @kubevirt-ts/launcher bench [--runs N] [--compare "--max-semi-space-size=1" …]
 import { randomUUID } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureCapabilityCache } from '../src/capabilities-cache.ts';
-import { LauncherProcess, SerialConsole, qemuPids, testGuest, testVMI, vmiJson } from '../test/harness.ts';
+import {
+  LauncherProcess,
+  SerialConsole,
+  imageNodeFlags,
+  qemuPids,
+  testGuest,
+  testVMI,
+  vmiJson,
+} from '../test/harness.ts';
 
 const runsFlag = process.argv.indexOf('--runs');
 const RUNS = runsFlag >= 0 ? Number(process.argv[runsFlag + 1]) : 5;
@@ -108,6 +118,26 @@ function table(header: string[], rows: string[][]): string {
   return [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n');
 }
 
+/** A way of starting the launcher's node process, compared side by side in one run. */
+interface Config {
+  label: string;
+  flags: string[];
+}
+
+/** `--compare "FLAGS"` (repeatable): more node flag sets to measure beside plain node and the image's flags. */
+async function configs(): Promise<Config[]> {
+  const out: Config[] = [{ label: 'plain node', flags: [] }];
+  const image = await imageNodeFlags();
+  if (image.length > 0) out.push({ label: `image: ${image.join(' ')}`, flags: image });
+  process.argv.forEach((arg, i) => {
+    if (arg !== '--compare') return;
+    const flags = (process.argv[i + 1] ?? '').split(/\s+/).filter(Boolean);
+    if (!out.some((c) => c.flags.join(' ') === flags.join(' ')))
+      out.push({ label: flags.join(' ') || 'plain node', flags });
+  });
+  return out;
+}
+
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0)
     throw new Error('the benchmark runs launchers in mount namespaces: run it as root');
@@ -118,76 +148,95 @@ async function main(): Promise<void> {
   });
   const guest = await testGuest();
   await ensureCapabilityCache();
-  process.stderr.write(`launcher bench: ${RUNS} runs with a filled capability cache, 1 with an empty one\n`);
+  const compared = await configs();
+  const imageFlags = compared[1]?.label.startsWith('image:') ? compared[1].flags : [];
+  process.stderr.write(
+    `launcher bench: ${RUNS} runs of each of ${compared.map((c) => c.label).join(', ')} (filled capability ` +
+      'cache, interleaved), and 1 with an empty cache\n',
+  );
 
   // A first run warms the page cache (QEMU, libvirt, node modules) so the runs measured compare like with like.
-  await oneRun(guest, true, false);
-  const filled: Run[] = [];
-  let memory: Record<string, Resident> | undefined;
+  await oneRun(guest, true, false, imageFlags);
+  const runs = compared.map((): Run[] => []);
+  const memory = compared.map((): Record<string, Resident> | undefined => undefined);
+  // Interleaved, so that whatever else the machine does in the meantime weighs on every configuration alike.
   for (let i = 0; i < RUNS; i++) {
-    const result = await oneRun(guest, true, i === RUNS - 1);
-    filled.push(result.run);
-    memory ??= result.memory;
-    process.stderr.write(
-      `  filled cache run ${i + 1}: ready ${ms(result.run.readyMs)}, Sync→Running ${ms(result.run.syncToRunningMs)}\n`,
-    );
+    for (const [c, config] of compared.entries()) {
+      const result = await oneRun(guest, true, i === RUNS - 1, config.flags);
+      runs[c]?.push(result.run);
+      memory[c] ??= result.memory;
+      process.stderr.write(
+        `  ${config.label}, run ${i + 1}: ready ${ms(result.run.readyMs)}, Sync→Running ${ms(result.run.syncToRunningMs)}\n`,
+      );
+    }
   }
-  const empty = (await oneRun(guest, false, false)).run;
+  const empty = (await oneRun(guest, false, false, imageFlags)).run;
   process.stderr.write(
     `  empty cache run: ready ${ms(empty.readyMs)}, Sync→Running ${ms(empty.syncToRunningMs)}\n`,
   );
-  // V8's lite mode (no optimizing compiler, smaller heap) trades speed the launcher does not need for memory.
-  const lite = (await oneRun(guest, true, true, ['--lite-mode'])).memory;
-  process.stderr.write('  memory run with node --lite-mode done\n');
 
-  const ready = median(filled.map((r) => r.readyMs));
-  const sync = median(filled.map((r) => r.syncToRunningMs));
+  const mib = (b: number) => `${(b / MiB).toFixed(1)} MiB`;
+  const ready = (c: number) => median((runs[c] ?? []).map((r) => r.readyMs));
+  const sync = (c: number) => median((runs[c] ?? []).map((r) => r.syncToRunningMs));
   const out: string[] = [];
   out.push(`virt-launcher, one test guest (1 vCPU, 256 MiB, software emulation); medians of ${RUNS} runs`);
   out.push('');
   out.push(
     table(
-      ['measurement', 'capability cache filled', 'capability cache empty', 'target'],
+      ['node flags', 'start → launcher-sock', 'Sync → Running', 'together', 'target'],
       [
-        ['launcher start → launcher-sock', ms(ready), ms(empty.readyMs), ''],
-        ['Sync → domain Running', ms(sync), ms(empty.syncToRunningMs), ''],
-        ['together', ms(ready + sync), ms(empty.readyMs + empty.syncToRunningMs), '< 1 s (filled)'],
+        ...compared.map((config, c) => [
+          config.label,
+          ms(ready(c)),
+          ms(sync(c)),
+          ms(ready(c) + sync(c)),
+          c === 0 ? '< 1 s (filled cache)' : '',
+        ]),
+        [
+          `${imageFlags.length > 0 ? 'image flags' : 'plain node'}, capability cache empty (1 run)`,
+          ms(empty.readyMs),
+          ms(empty.syncToRunningMs),
+          ms(empty.readyMs + empty.syncToRunningMs),
+          '',
+        ],
       ],
     ),
   );
-  if (memory && lite) {
-    const mib = (b: number) => `${(b / MiB).toFixed(1)} MiB`;
-    const row = (label: string, r: Resident, note = '') => [label, mib(r.rss), mib(r.pss), note];
-    const sum = (...rs: Resident[]) => ({
-      rss: rs.reduce((a, r) => a + r.rss, 0),
-      pss: rs.reduce((a, r) => a + r.pss, 0),
-    });
-    const { node, libvirtd, virtlogd, qemu } = memory as Record<
-      'node' | 'libvirtd' | 'virtlogd' | 'qemu',
-      Resident
-    >;
-    const liteNode = lite.node as Resident;
+  const sum = (...rs: Resident[]) => ({
+    rss: rs.reduce((a, r) => a + r.rss, 0),
+    pss: rs.reduce((a, r) => a + r.pss, 0),
+  });
+  const rows: string[][] = [];
+  let daemons: Resident | undefined;
+  let qemu: Resident | undefined;
+  for (const [c, config] of compared.entries()) {
+    const m = memory[c] as Record<'node' | 'libvirtd' | 'virtlogd' | 'qemu', Resident> | undefined;
+    if (!m) continue;
+    daemons ??= sum(m.libvirtd, m.virtlogd);
+    qemu ??= m.qemu;
+    const all = sum(m.node, m.libvirtd, m.virtlogd);
+    rows.push([
+      `virt-launcher's node (${config.label})`,
+      mib(m.node.rss),
+      mib(m.node.pss),
+      `${mib(all.rss)} / ${mib(all.pss)}`,
+    ]);
+  }
+  if (daemons && qemu) {
     out.push('');
     out.push(
       table(
-        ['process, guest booted', 'RSS', 'PSS', 'KubeVirt (estimate) / target'],
+        ['process, guest booted', 'RSS', 'PSS', 'management together RSS / PSS (+ libvirtd, virtlogd)'],
         [
-          row('node (virt-launcher)', node),
-          row('node (virt-launcher) with --lite-mode', liteNode),
-          row('libvirtd', libvirtd),
-          row('virtlogd', virtlogd),
-          row(
-            'management processes together',
-            sum(node, libvirtd, virtlogd),
-            '190 MiB; target < 150, aim 100',
-          ),
-          row('  the same with node --lite-mode', sum(liteNode, libvirtd, virtlogd)),
-          row('QEMU (includes the TCG translation cache)', qemu, '50 MiB (under KVM)'),
+          ...rows,
+          ['libvirtd + virtlogd', mib(daemons.rss), mib(daemons.pss), ''],
+          ['QEMU (includes the TCG translation cache)', mib(qemu.rss), mib(qemu.pss), 'apart'],
         ],
       ),
     );
     out.push(
-      'RSS counts shared pages (node binary, libvirt libraries) in full; PSS divides them among the processes sharing them.',
+      'Targets for the management processes: KubeVirt estimates 190 MiB; ours < 150 MiB, aim 100 MiB. RSS counts ' +
+        'shared pages (node binary, libvirt libraries) in full; PSS divides them among the processes sharing them.',
     );
   }
   process.stdout.write(out.join('\n') + '\n');

@@ -5,4 +5,6 @@ set -eu
 # The cache only saves time: if refreshing it fails, libvirt probes QEMU itself (slower, still correct).
 /usr/local/lib/kubevirt-ts/refresh-capability-cache.sh ||
   echo "virt-launcher entrypoint: could not refresh the QEMU capability cache; libvirt will probe QEMU (about 8 s)" >&2
-exec node /app/dist/main.js "$@"
+# node's flags come from node-flags (one a line, # comments), the file devcluster and the tests read too.
+# shellcheck disable=SC2046 # one word per flag, intended
+exec node $(grep -v '^[[:space:]]*#' /usr/local/lib/kubevirt-ts/node-flags) /app/dist/main.js "$@"

@@ -24,6 +24,14 @@ import type { VirtualMachineInstance } from '../src/vmi.ts';
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 const BUILT_MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 
+/** The node flags the image starts virt-launcher with: image/node-flags, one a line, # comments (ADR 0007). */
+export async function imageNodeFlags(): Promise<string[]> {
+  return (await readFile(new URL('../image/node-flags', import.meta.url), 'utf8'))
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'));
+}
+
 export interface PodDirs {
   root: string;
   sockets: string;
@@ -142,7 +150,7 @@ export interface LauncherProcessOptions {
   notify?: boolean;
   /** Run the built launcher (dist/main.js, as the image does) instead of the sources. */
   built?: boolean;
-  /** Extra node options, e.g. --lite-mode. */
+  /** node's flags; default: the image's (imageNodeFlags), so that the tests run the launcher as pods do. */
   nodeOptions?: string[];
 }
 
@@ -192,7 +200,7 @@ export class LauncherProcess {
     if (options.kernelBoot)
       binds.push({ source: options.kernelBoot, target: '/var/run/kubevirt/kernel-boot', readonly: true });
     const args = [
-      ...(options.nodeOptions ?? []),
+      ...(options.nodeOptions ?? (await imageNodeFlags())),
       ...(options.built ? [BUILT_MAIN] : ['--conditions=@kubevirt-ts/source', MAIN]),
       `--name=${options.name}`,
       `--namespace=${options.namespace ?? 'default'}`,

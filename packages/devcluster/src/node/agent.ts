@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import type { NodeAgentConfig } from './config.ts';
 import { DeviceManager } from './deviceplugin/manager.ts';
 import { EventRecorder } from './events.ts';
-import { chartServiceRepositories, type ImageTableContext } from './images.ts';
+import { chartServiceRepositories, launcherNodeFlags, type ImageTableContext } from './images.ts';
 import { createKubeletApiServer } from './kubelet-api.ts';
 import { nodeIdentity, nodePaths, type NodePaths } from './layout.ts';
 import { ensurePodBridge, podRange } from './network.ts';
@@ -80,6 +80,7 @@ export async function startNodeAgent(config: NodeAgentConfig, log: Logger): Prom
     serviceRepositories: await chartServiceRepositories(config.repoRoot),
     storeDir: join(config.cacheRoot, 'images'),
     qemuCapabilities: undefined,
+    launcherNodeFlags: await launcherNodeFlags(config.repoRoot),
   };
   const queue = new WorkQueue<string>({ name: 'pods' });
   const volumes: VolumeManager = new VolumeManager({

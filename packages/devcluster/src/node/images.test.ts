@@ -52,6 +52,7 @@ describe('resolveImage', () => {
       },
       storeDir: store,
       qemuCapabilities: '/cache/caps',
+      launcherNodeFlags: ['--no-opt'],
     };
     await mkdir(join(storeImageDir(store, parseImageReference('registry.example/disks/x:1')), 'rootfs'), {
       recursive: true,
@@ -74,7 +75,7 @@ describe('resolveImage', () => {
     ]);
   });
 
-  it('gives the launcher its own libvirt folders, seeded capability cache and qemu.conf, behind an init', async () => {
+  it('gives the launcher its own libvirt folders, seeded capability cache, qemu.conf and node flags, behind an init', async () => {
     const image = await resolveImage('ghcr.io/kubevirt-ts/virt-launcher:0.1.0', ctx);
     expect(image.init).toBe(true);
     expect(image.privatePaths.map((p) => p.path)).toEqual([
@@ -83,6 +84,12 @@ describe('resolveImage', () => {
       '/var/cache/libvirt',
     ]);
     expect(image.privatePaths[2]?.seed).toEqual([{ from: '/cache/caps', to: 'qemu/capabilities' }]);
+    expect(image.entrypoint).toEqual([
+      '/tools/node/bin/node',
+      '--no-opt',
+      '--conditions=@kubevirt-ts/source',
+      '/repo/packages/launcher/src/main.ts',
+    ]);
     expect(image.files).toEqual([
       { path: '/etc/libvirt/qemu.conf', source: '/repo/packages/launcher/image/qemu.conf' },
     ]);

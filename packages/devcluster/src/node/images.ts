@@ -103,6 +103,20 @@ export interface ImageTableContext {
   storeDir: string;
   /** Folder of filled QEMU capability files for the launcher's /var/cache/libvirt, when there is one. */
   qemuCapabilities: string | undefined;
+  /** The node flags the launcher's image starts it with (launcherNodeFlags); none when absent. */
+  launcherNodeFlags?: string[];
+}
+
+/**
+ * The node flags of virt-launcher's image: packages/launcher/image/node-flags (one a line, # comments), which the
+ * image's entrypoint.sh passes to `node` as well.
+ */
+export async function launcherNodeFlags(repoRoot: string): Promise<string[]> {
+  const file = join(repoRoot, 'packages', 'launcher', 'image', 'node-flags');
+  return (await readFile(file, 'utf8'))
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'));
 }
 
 /** The repository path of each service's image, read from the chart (one source of truth for image names). */
@@ -138,7 +152,9 @@ function serviceImage(service: ServiceName, ref: ImageReference, ctx: ImageTable
   };
   if (service === 'launcher') {
     // What packages/launcher/Dockerfile puts in the image: its qemu.conf, libvirt's empty state folders and a
-    // filled QEMU capability cache (without it every launcher pays libvirt's 8 s probe), behind tini.
+    // filled QEMU capability cache (without it every launcher pays libvirt's 8 s probe), behind tini, and node
+    // started with the entrypoint's flags.
+    config.entrypoint.splice(1, 0, ...(ctx.launcherNodeFlags ?? []));
     config.init = true;
     config.files = [{ path: '/etc/libvirt/qemu.conf', source: join(pkg, 'image', 'qemu.conf') }];
     config.privatePaths = [

@@ -115,6 +115,26 @@ export async function installChart(options: InstallChartOptions): Promise<HelmRe
   );
 }
 
+/**
+ * `helm template` of the chart: the manifests an install would apply (hooks included), as one YAML stream, for
+ * callers that run some components from source instead of as the chart's pods (the control-plane benchmark).
+ */
+export async function renderChart(options: InstallChartOptions): Promise<string> {
+  const { stdout } = await runHelm(
+    options,
+    [
+      'template',
+      options.release ?? CHART_RELEASE,
+      options.chartDir,
+      '--namespace',
+      options.namespace ?? CHART_NAMESPACE,
+      ...setFlags(options.set),
+    ],
+    options.timeoutMs,
+  );
+  return stdout;
+}
+
 /** `helm uninstall` (the CRDs and the KubeVirt CR stay, as the chart documents); false when nothing was installed. */
 export async function uninstallChart(options: HelmOptions & { wait?: boolean }): Promise<boolean> {
   if (!(await chartStatus(options))) return false;
