@@ -16,10 +16,13 @@ RESULTS := .test-results
 
 .PHONY: setup build lint typecheck unit integration test demo demo-down bench clean
 
+# The test guest is built here, on the host: the suites and the demo's stack run inside devcluster's network
+# namespace, which reaches no package archive (a warm build only reads the cache's manifest).
 setup:
 	@if [ ! -d node_modules ] || [ pnpm-lock.yaml -nt node_modules/.modules.yaml ]; then pnpm install --frozen-lockfile; fi
 	pnpm turbo run generate --output-logs=errors-only
 	scripts/install-hypervisor.sh
+	node --conditions=@kubevirt-ts/source packages/devcluster/src/guest/build.ts >/dev/null
 	$(DEVCLUSTER) build
 
 build: setup

@@ -210,33 +210,54 @@ describe('the default rendering', () => {
     }
   });
 
-  it("gives the handler its two kubelet folders, the node's /dev read-only, and no host namespace, privilege or capability", () => {
+  it("gives the handler its two kubelet folders, the node's /dev read-only, its state folder, the host's PIDs and only the pod-network capabilities", () => {
     const defaults = defaultRender();
     const pod = podSpec(defaults, 'handler');
     expect(pod.hostNetwork ?? false).toBe(false);
-    expect(pod.hostPID ?? false).toBe(false);
+    // The pod network of a VMI is made in its launcher pod's network namespace, entered through /proc/<pid>/ns/net.
+    expect(pod.hostPID).toBe(true);
     expect(pod.hostIPC ?? false).toBe(false);
     expect(pod.volumes?.map((v) => v.hostPath?.path)).toEqual([
       '/var/lib/kubelet/pods',
       '/var/lib/kubelet/device-plugins',
       '/dev',
+      '/var/lib/kubevirt-ts/handler',
+      '/dev/net/tun',
     ]);
     const ct = container(defaults, 'handler');
     expect(ct.volumeMounts).toEqual([
       { name: 'kubelet-pods', mountPath: '/pods', mountPropagation: 'HostToContainer' },
       { name: 'device-plugins', mountPath: '/var/lib/kubelet/device-plugins' },
       { name: 'host-dev', mountPath: '/host/dev', readOnly: true },
+      { name: 'handler-state', mountPath: '/var/lib/kubevirt-ts/handler' },
+      { name: 'tun-device', mountPath: '/dev/net/tun' },
     ]);
     expect(ct.args).toContain('--dev-dir=/host/dev');
     expect(ct.securityContext).toMatchObject({
       privileged: false,
-      allowPrivilegeEscalation: false,
-      capabilities: { drop: ['ALL'] },
+      capabilities: { drop: ['ALL'], add: ['NET_ADMIN', 'SYS_ADMIN', 'SYS_PTRACE'] },
     });
     expect(ct.env?.find((e) => e.name === 'NODE_NAME')?.valueFrom).toEqual({
       fieldRef: { fieldPath: 'spec.nodeName' },
     });
     expect(pod.priorityClassName).toBe('system-node-critical');
+  });
+
+  it('keeps the handler state folder (its launcher checkpoints) on the node, so it survives a handler pod restart', () => {
+    const pod = podSpec(defaultRender(), 'handler');
+    const state = pod.volumes?.find((v) => v.name === 'handler-state');
+    // A hostPath, not an emptyDir: an emptyDir dies with the pod and a restarted handler would forget its launchers.
+    expect(state?.hostPath).toEqual({ path: '/var/lib/kubevirt-ts/handler', type: 'DirectoryOrCreate' });
+    const ct = container(defaultRender(), 'handler');
+    // The handler writes its checkpoints where --state-dir says, and that is where the node's folder is mounted.
+    const stateDir = ct.args?.find((a) => a.startsWith('--state-dir='))?.slice('--state-dir='.length);
+    expect(stateDir).toBe('/var/lib/kubevirt-ts/handler');
+    expect(ct.volumeMounts?.find((m) => m.name === 'handler-state')).toEqual({
+      name: 'handler-state',
+      mountPath: stateDir,
+    });
+    // The root file system stays read-only: the state folder is the only place besides /pods it writes to.
+    expect(ct.securityContext?.readOnlyRootFilesystem).toBe(true);
   });
 
   it('binds every role to an existing ServiceAccount, and every role it refers to exists', () => {
@@ -465,7 +486,7 @@ function componentCases(c: Component): Case[] {
       check: (o) =>
         expect(container(o, c).args).toEqual([
           `--health-port=${components[c].healthPort}`,
-          ...(c === 'handler' ? ['--dev-dir=/host/dev'] : []),
+          ...(c === 'handler' ? ['--dev-dir=/host/dev', '--state-dir=/var/lib/kubevirt-ts/handler'] : []),
           '--shutdown-timeout=40s',
         ]),
     },

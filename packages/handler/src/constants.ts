@@ -69,6 +69,8 @@ export function emptyDirPath(podUid: string, volume: string): string {
 
 /** The launcher pod's sockets emptyDir (DESIGN.md §4a). */
 export const SOCKETS_VOLUME = 'sockets';
+/** The launcher pod's private emptyDir (DESIGN.md §4a): the handler leaves the pod network's cache there. */
+export const PRIVATE_VOLUME = 'private';
 
 /** KubeVirt's default terminationGracePeriodSeconds. */
 export const DEFAULT_GRACE_PERIOD_SECONDS = 30;

@@ -27,6 +27,7 @@ import {
   type HandlerBackend,
 } from './handler-server.ts';
 import { Heartbeat } from './heartbeat.ts';
+import { PodNetworkSetup } from './network/pod-network.ts';
 import { PodSockets } from './pod-sockets.ts';
 import { VmiController } from './vmi-controller.ts';
 import { phaseOf } from './vmi.ts';
@@ -152,6 +153,7 @@ const controller = new VmiController({
   recorder: new ApiEventRecorder(core, log, node),
   workers: config.workers,
   unresponsiveAfterMs: config.unresponsiveTimeout,
+  podNetwork: new PodNetworkSetup({ log: log.child({ component: 'pod-network' }) }),
 });
 service.health.addReadinessCheck('vmi-informer', () => controller.ready());
 

@@ -273,6 +273,43 @@ describe('nextStatus', () => {
     ]);
   });
 
+  it('reports the pod IP for a masquerade interface, and takes only the interface name from the guest agent', () => {
+    const podNetwork = { name: 'default', mac: '52:54:00:aa:bb:cc', podIPs: ['10.244.1.7'] };
+    const alone = nextStatus({
+      vmi: vmiIn('Running'),
+      launcher: ready(domain('Running'), { podNetwork }),
+      now: NOW,
+    });
+    expect(alone.vmi.status?.interfaces).toEqual([
+      {
+        name: 'default',
+        mac: '52:54:00:aa:bb:cc',
+        ipAddress: '10.244.1.7',
+        ipAddresses: ['10.244.1.7'],
+        podInterfaceName: 'eth0',
+        infoSource: 'domain',
+      },
+    ]);
+    const withAgent = nextStatus({
+      vmi: vmiIn('Running'),
+      launcher: ready(domain('Running'), {
+        podNetwork,
+        guestInfo: {
+          interfaces: [
+            { mac: '52:54:00:AA:BB:CC', ip: '10.0.2.2', ips: ['10.0.2.2'], interfaceName: 'eth0' },
+          ],
+        },
+      }),
+      now: NOW,
+    });
+    expect(withAgent.vmi.status?.interfaces?.[0]).toMatchObject({
+      ipAddress: '10.244.1.7',
+      ipAddresses: ['10.244.1.7'],
+      interfaceName: 'eth0',
+      infoSource: 'domain, guest-agent',
+    });
+  });
+
   it('leaves interfaces alone when neither the domain nor the agent reports any', () => {
     const vmi = vmiIn('Running');
     vmi.status!.interfaces = [{ name: 'default', ipAddress: '10.244.1.5' }];

@@ -7,6 +7,7 @@
 import type { Condition, VirtualMachineInstanceStatus } from '@kubevirt-ts/schema';
 import { CONDITION_REASONS, CONDITIONS, EVENT_REASONS } from './constants.ts';
 import type { Domain, DomainInterface, GuestAgentInfo } from './domain.ts';
+import type { PodNetworkObservation } from './network/pod-network.ts';
 import {
   acpiEnabled,
   findCondition,
@@ -36,6 +37,8 @@ export interface LauncherObservation {
   domain: Domain | undefined;
   /** What the guest agent last reported, if anything. */
   guestInfo?: GuestAgentInfo | undefined;
+  /** The pod network interface (masquerade) and the pod's addresses, once the handler prepared it. */
+  podNetwork?: PodNetworkObservation | undefined;
 }
 
 export interface PhaseDecision {
@@ -218,7 +221,7 @@ export function nextStatus(input: StatusInput): StatusResult {
   if (phase === 'Running') {
     updatePaused(conditions, domain, now);
     updateAgentConnected(conditions, domain, now);
-    updateInterfaces(status, domain, launcher.guestInfo);
+    updateInterfaces(status, domain, launcher.guestInfo, launcher.podNetwork);
     updateGuestOSInfo(status, launcher.guestInfo);
   } else if (phase === 'Succeeded' || phase === 'Failed') {
     // A guest that is gone is neither paused nor talking to anyone.
@@ -340,19 +343,36 @@ function updateInterfaces(
   status: VirtualMachineInstanceStatus,
   domain: Domain | undefined,
   guest: GuestAgentInfo | undefined,
+  pod: PodNetworkObservation | undefined,
 ): void {
   const fromDomain = domain?.status.interfaces;
   const fromGuest = guest?.interfaces;
-  if (fromDomain === undefined && fromGuest === undefined) return;
+  if (fromDomain === undefined && fromGuest === undefined && pod === undefined) return;
   const result: StatusInterface[] = (fromDomain ?? []).map((i) => toStatusInterface(i, 'domain'));
+  // A masquerade guest is reached at the pod's address, whatever address it has behind the NAT (KubeVirt reports
+  // the pod IPs for it, and the guest agent only adds the guest's interface name).
+  let podEntry: StatusInterface | undefined;
+  if (pod !== undefined) {
+    podEntry = result.find((r) => r.name === pod.name);
+    if (podEntry === undefined) result.unshift((podEntry = { name: pod.name, infoSource: 'domain' }));
+    podEntry.mac = pod.mac;
+    podEntry.podInterfaceName = 'eth0';
+    const [first] = pod.podIPs;
+    if (first !== undefined) {
+      podEntry.ipAddress = first;
+      podEntry.ipAddresses = [...pod.podIPs];
+    }
+  }
   for (const g of fromGuest ?? []) {
     const match = result.find((r) => g.mac !== undefined && r.mac?.toLowerCase() === g.mac.toLowerCase());
     if (match === undefined) {
       result.push(toStatusInterface(g, 'guest-agent'));
       continue;
     }
-    if (g.ip !== undefined) match.ipAddress = g.ip;
-    if (g.ips !== undefined) match.ipAddresses = g.ips;
+    if (match !== podEntry) {
+      if (g.ip !== undefined) match.ipAddress = g.ip;
+      if (g.ips !== undefined) match.ipAddresses = g.ips;
+    }
     if (g.interfaceName !== undefined) match.interfaceName = g.interfaceName;
     match.infoSource = 'domain, guest-agent';
   }

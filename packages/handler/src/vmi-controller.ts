@@ -27,12 +27,14 @@ import {
   type ReconcileResult,
   type Registry,
 } from '@kubevirt-ts/runtime';
+import { join } from 'node:path';
 import type { CheckpointStore, LauncherRecord } from './checkpoint.ts';
-import { EVENT_REASONS, LABELS } from './constants.ts';
+import { EVENT_REASONS, LABELS, PRIVATE_VOLUME, SOCKETS, emptyDirPath } from './constants.ts';
 import { decide, type Action } from './decide.ts';
 import type { EventRecorder } from './events.ts';
 import { LauncherLink } from './launcher-link.ts';
 import { handlerMetrics, type HandlerMetrics } from './metrics.ts';
+import { PodNetworkSetup, podNetworkObservation, type PodNetworkStatus } from './network/pod-network.ts';
 import type { PodSockets } from './pod-sockets.ts';
 import { nextStatus, type LauncherObservation } from './status.ts';
 import { activePodsOnNode, isDeleting, isFinal, isHandlerPhase, isOnNode, vmiKey, type VMI } from './vmi.ts';
@@ -89,6 +91,8 @@ export interface VmiControllerOptions {
   /** How long the guest agent's answer is reused before it is asked again. */
   guestInfoMaxAgeMs?: number;
   resyncPeriodMs?: number;
+  /** Prepares the pod network in launcher pods (the privileged part); tests without networking leave it out. */
+  podNetwork?: PodNetworkSetup;
 }
 
 class SyncFailure extends Error {
@@ -110,6 +114,8 @@ export class VmiController {
   readonly #records = new Map<string, Map<string, LauncherRecord>>();
   readonly #links = new Map<string, LauncherLink>();
   readonly #syncErrors = new Map<string, string>();
+  /** The pod addresses of each VMI (by UID) whose pod network this handler prepared or checked. */
+  readonly #podNetworks = new Map<string, PodNetworkStatus>();
   #checkpointsLoaded = false;
 
   constructor(opts: VmiControllerOptions) {
@@ -202,6 +208,7 @@ export class VmiController {
     byUid?.delete(record.uid);
     if (byUid?.size === 0) this.#records.delete(key);
     this.#syncErrors.delete(record.uid);
+    this.#podNetworks.delete(record.uid);
   }
 
   #linkFor(record: LauncherRecord): LauncherLink {
@@ -293,6 +300,18 @@ export class VmiController {
 
     const { action, observation, syncError } = await this.#drive(record, vmi);
     noteAction(action.kind);
+    // A handler that restarted next to a running guest learns the pod's addresses again (the setup is idempotent).
+    if (
+      observation.state === 'ready' &&
+      observation.domain !== undefined &&
+      !isFinal(vmi) &&
+      !this.#podNetworks.has(uid)
+    ) {
+      await this.#preparePodNetwork(record, vmi).catch((err: unknown) =>
+        this.#log.warn({ key, err }, 'cannot check the pod network of a running VMI'),
+      );
+    }
+    observation.podNetwork = podNetworkObservation(vmi, this.#podNetworks.get(uid));
     if (action.kind === 'wait') later(action.afterMs);
     else if (action.kind === 'shutdown' || action.kind === 'kill' || action.kind === 'delete') later(1_000);
 
@@ -367,12 +386,23 @@ export class VmiController {
       case 'sync': {
         const hadDomain = observation.domain !== undefined;
         let refused = false;
+        let networkReady = true;
         try {
-          const outcome = await link.command('sync', vmi);
-          refused = !outcome.success;
-          syncError = outcome.success ? undefined : outcome.message || 'the launcher refused the sync';
+          // The launcher defines the domain with the tap the handler creates: network first (KubeVirt's phase 1).
+          if (vmi !== undefined) await this.#preparePodNetwork(record, vmi);
         } catch (err) {
-          syncError = `the launcher did not answer the sync: ${(err as Error).message}`;
+          networkReady = false;
+          refused = true;
+          syncError = (err as Error).message;
+        }
+        if (networkReady) {
+          try {
+            const outcome = await link.command('sync', vmi);
+            refused = !outcome.success;
+            syncError = outcome.success ? undefined : outcome.message || 'the launcher refused the sync';
+          } catch (err) {
+            syncError = `the launcher did not answer the sync: ${(err as Error).message}`;
+          }
         }
         if (syncError === undefined) this.#syncErrors.delete(record.uid);
         else {
@@ -427,6 +457,19 @@ export class VmiController {
         break;
     }
     return { action, observation, syncError };
+  }
+
+  /** Prepares (or re-checks) the pod network of a VMI once per handler life; a failure fails the sync. */
+  async #preparePodNetwork(record: LauncherRecord, vmi: VMI): Promise<void> {
+    const setup = this.#o.podNetwork;
+    if (setup === undefined || this.#podNetworks.has(record.uid) || !PodNetworkSetup.needed(vmi)) return;
+    const socketsDir = this.#o.sockets.socketsDir(record.podUid);
+    const privateDir = join(this.#o.sockets.podsDir, emptyDirPath(record.podUid, PRIVATE_VOLUME));
+    try {
+      this.#podNetworks.set(record.uid, await setup.setUp(vmi, socketsDir, SOCKETS.launcher, privateDir));
+    } catch (err) {
+      throw new Error(`cannot prepare the pod network: ${(err as Error).message}`, { cause: err });
+    }
   }
 
   /** Writes the status the launcher's answers imply, when it differs; 'conflict' when the cached copy was stale. */

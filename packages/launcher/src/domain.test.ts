@@ -48,6 +48,18 @@ describe('guestAgentInfo', () => {
       'fs.0.fstype': 'ext4',
       'fs.0.total-bytes': 100,
       'fs.0.used-bytes': 40,
+      'if.count': 2,
+      'if.0.name': 'lo',
+      'if.0.hwaddr': '00:00:00:00:00:00',
+      'if.1.name': 'eth0',
+      'if.1.hwaddr': '52:54:00:aa:bb:cc',
+      'if.1.addr.count': 2,
+      'if.1.addr.0.type': 'ipv4',
+      'if.1.addr.0.addr': '10.0.2.2',
+      'if.1.addr.0.prefix': 24,
+      'if.1.addr.1.type': 'ipv6',
+      'if.1.addr.1.addr': 'fe80::5054:ff:feaa:bbcc',
+      'if.1.addr.1.prefix': 64,
     });
     expect(info).toMatchObject({
       hostname: 'vm1',
@@ -65,6 +77,15 @@ describe('guestAgentInfo', () => {
           { diskName: 'vda1', mountPoint: '/', fileSystemType: 'ext4', totalBytes: 100, usedBytes: 40 },
         ],
       },
+      // Loopback is left out; the first address is the primary one.
+      interfaces: [
+        {
+          interfaceName: 'eth0',
+          mac: '52:54:00:aa:bb:cc',
+          ip: '10.0.2.2',
+          ips: ['10.0.2.2', 'fe80::5054:ff:feaa:bbcc'],
+        },
+      ],
     });
   });
 });

@@ -109,6 +109,8 @@ export interface GuestAgentInfo {
       usedBytes?: number;
     }[];
   };
+  /** The guest's NICs as its agent sees them (loopback left out); the handler matches them to the VMI's by MAC. */
+  interfaces: { interfaceName?: string; mac?: string; ip?: string; ips?: string[] }[];
 }
 
 function str(params: TypedParams, key: string): string | undefined {
@@ -142,6 +144,21 @@ export function guestAgentInfo(params: TypedParams): GuestAgentInfo {
       usedBytes: num(params, `fs.${i}.used-bytes`),
     });
   }
+  const interfaces: GuestAgentInfo['interfaces'] = [];
+  for (let i = 0; i < (num(params, 'if.count') ?? 0); i++) {
+    const interfaceName = str(params, `if.${i}.name`);
+    if (interfaceName === 'lo') continue;
+    const ips: string[] = [];
+    for (let j = 0; j < (num(params, `if.${i}.addr.count`) ?? 0); j++) {
+      const addr = str(params, `if.${i}.addr.${j}.addr`);
+      if (addr !== undefined) ips.push(addr);
+    }
+    interfaces.push({
+      interfaceName,
+      mac: str(params, `if.${i}.hwaddr`),
+      ...(ips.length > 0 ? { ip: ips[0], ips } : {}),
+    });
+  }
   const tzName = str(params, 'timezone.name');
   const tzOffset = num(params, 'timezone.offset');
   return {
@@ -160,5 +177,6 @@ export function guestAgentInfo(params: TypedParams): GuestAgentInfo {
     timezone: tzName === undefined ? undefined : `${tzName}, ${tzOffset ?? 0}`,
     userList: users,
     fsInfo: { disks },
+    interfaces,
   };
 }

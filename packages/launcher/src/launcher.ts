@@ -16,6 +16,7 @@ import { DomainManager } from './manager.ts';
 import { NotifyClient } from './notify.ts';
 import { startCommandServer } from './server.ts';
 import type { CommandServer } from './server.ts';
+import { PodNetwork } from './network/pod-network.ts';
 
 export const NOTIFY_SOCKET = 'notify-sock';
 
@@ -135,6 +136,7 @@ export class Launcher {
       layout,
       gracePeriodSeconds: options.gracePeriodSeconds,
       log,
+      podNetwork: new PodNetwork({ log, privateDir: options.privateDir }),
     });
     await manager.start();
     daemons.onRestart((name) => {

@@ -10,6 +10,7 @@ import type { DiskLayout } from './disks.ts';
 import { KUBEVIRT_METADATA_NS, guestAgentInfo, metadataXml, parseMetadataXml } from './domain.ts';
 import type { DomainJson, GuestAgentInfo, KubevirtMetadata, VMIIdentity } from './domain.ts';
 import { DiskError } from './errors.ts';
+import { PodNetworkError, type PodNetwork } from './network/pod-network.ts';
 import type { DomainStatus, Hypervisor, HypervisorEvent, TypedParams } from './hypervisor.ts';
 import type { VirtualMachineInstance } from './vmi.ts';
 
@@ -33,6 +34,8 @@ export interface DomainManagerOptions {
   /** How often the ACPI request is repeated during a graceful shutdown: a press before the guest listens is lost. */
   acpiRetryMs?: number;
   reconnectDelayMs?: number;
+  /** The pod network's launcher side (the guest's DHCP server); tests leave it out. */
+  podNetwork?: PodNetwork;
 }
 
 /** A command the launcher understood but cannot carry out; the handler gets its message (success=false). */
@@ -104,6 +107,7 @@ export class DomainManager {
     this.clearTimers();
     this.hv?.close();
     this.hv = undefined;
+    void this.options.podNetwork?.close();
   }
 
   // ---- commands -------------------------------------------------------------------------------------------
@@ -111,6 +115,15 @@ export class DomainManager {
   sync(vmi: VirtualMachineInstance): Promise<void> {
     return this.serialize('sync', async () => {
       this.checkIdentity(vmi);
+      try {
+        await this.options.podNetwork?.ensure(vmi);
+      } catch (err) {
+        if (err instanceof PodNetworkError) {
+          this.emitK8sEvent('Warning', 'SyncFailed', err.message);
+          throw new CommandError(err.message, { cause: err });
+        }
+        throw err;
+      }
       const hv = await this.hypervisor();
       const meta = await this.readMetadata();
       if (meta?.graceperiod.deletionTimestamp || meta?.graceperiod.markedForGracefulShutdown) {
@@ -120,7 +133,11 @@ export class DomainManager {
       if (!status || status.state === 'Shutoff') {
         try {
           const disks = await prepareDisks(vmi, this.options.layout, this.log);
-          const domain = convertVMIToDomain(vmi, { ...this.options.converter, disks });
+          const domain = convertVMIToDomain(vmi, {
+            ...this.options.converter,
+            disks,
+            podInterfaceMac: this.options.podNetwork?.guestMac,
+          });
           await hv.defineDomain(domain.xml);
         } catch (err) {
           if (err instanceof DiskError || err instanceof ConversionError) {

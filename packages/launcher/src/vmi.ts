@@ -1,5 +1,5 @@
 // The VMI as the launcher reads it: the schema package's type, with the identity the handler always sends made
-// required, and KubeVirt's shape for the fields the schema keeps loose until they are supported (clock, panic
+// required, and KubeVirt's shape for the fields the schema keeps loose until they are supported (panic
 // devices: the webhook rejects them today, but the launcher already converts them).
 import type { VirtualMachineInstance as SchemaVMI } from '@kubevirt-ts/schema';
 
@@ -9,19 +9,6 @@ export type VirtualMachineInstance = SchemaVMI & {
 export type VMIDisk = NonNullable<SchemaVMI['spec']['domain']['devices']['disks']>[number];
 export type VMIVolume = NonNullable<SchemaVMI['spec']['volumes']>[number];
 export type Quantity = string | number;
-
-/** KubeVirt's spec.domain.clock. */
-export interface VMIClock {
-  utc?: { offsetSeconds?: number };
-  timezone?: string;
-  timer?: {
-    hpet?: { present?: boolean; tickPolicy?: string };
-    pit?: { present?: boolean; tickPolicy?: string };
-    rtc?: { present?: boolean; tickPolicy?: string; track?: string };
-    kvm?: { present?: boolean };
-    hyperv?: { present?: boolean };
-  };
-}
 
 /** KubeVirt's spec.domain.devices.panicDevices[]. */
 export interface VMIPanicDevice {

@@ -240,6 +240,78 @@ describe('a launcher booting the test guest from a containerDisk', () => {
   );
 });
 
+describe('a launcher booting the test guest with the hardware KubeVirt describes', () => {
+  const uid = randomUUID();
+  const marker = `hardware-marker-${uid.slice(0, 8)}`;
+  let launcher: LauncherProcess;
+
+  beforeAll(async () => {
+    launcher = await LauncherProcess.start({
+      name: 'hardware',
+      uid,
+      containerDisks: { rootdisk: guest.containerDiskImage },
+    });
+    await launcher.ready();
+  }, BOOT_MS);
+
+  afterAll(async () => {
+    await launcher?.dispose();
+  });
+
+  it(
+    'boots from a scsi disk, with an RNG, a time zone clock and tuned timers, as libvirt and QEMU run them',
+    async () => {
+      const vmi = testVMI({
+        name: 'hardware',
+        uid,
+        guest,
+        boot: 'containerDisk',
+        userData: `#cloud-config\nmarker: ${marker}\n`,
+      });
+      const devices = vmi.spec.domain.devices;
+      devices.disks = devices.disks?.map((d) =>
+        d.name === 'rootdisk' ? { ...d, disk: { bus: 'scsi' } } : d,
+      );
+      devices.rng = {};
+      vmi.spec.domain.clock = {
+        timezone: 'Europe/Paris',
+        timer: {
+          rtc: { tickPolicy: 'catchup', track: 'guest' },
+          pit: { tickPolicy: 'delay' },
+          hpet: { present: false },
+        },
+      };
+      expect(await launcher.connection.sync({ vmiJson: vmiJson(vmi) })).toEqual({
+        success: true,
+        message: '',
+      });
+      const serial = await SerialConsole.open(join(launcher.dirs.sockets, 'serial0'));
+      try {
+        // SeaBIOS found the bootloader on the virtio-scsi disk, and the guest came up with the rest.
+        await serial.waitFor(marker, BOOT_MS);
+      } finally {
+        serial.close();
+      }
+      const { readFile } = await import('node:fs/promises');
+      const qemu = (await qemuPids('default_hardware'))[0];
+      expect(qemu).toBeDefined();
+      const argv = (await readFile(`/proc/${String(qemu)}/cmdline`, 'utf8')).split('\0');
+      const args = argv.join(' ');
+      expect(args).toMatch(/virtio-scsi-pci/);
+      expect(args).toMatch(/scsi-hd/);
+      expect(args).toMatch(/virtio-rng-pci/);
+      expect(args).toMatch(/rng-random.*\/dev\/urandom/);
+      expect(args).toMatch(/-rtc base=localtime,clock=vm,driftfix=slew/);
+      expect(args).toMatch(/-global kvm-pit\.lost_tick_policy=delay/);
+      expect(args).toMatch(/-no-hpet/);
+      // libvirt hands QEMU the guest's time zone through TZ, so the RTC's localtime is Paris time.
+      const env = (await readFile(`/proc/${String(qemu)}/environ`, 'utf8')).split('\0');
+      expect(env).toContain('TZ=Europe/Paris');
+    },
+    BOOT_MS,
+  );
+});
+
 describe('two launchers side by side', () => {
   const panicking = { name: 'panicker', uid: randomUUID() };
   const killed = { name: 'killed', uid: randomUUID() };

@@ -224,6 +224,29 @@ describe('defaultVirtualMachineInstance', () => {
     expect(result.spec.domain.machine).toEqual([]);
   });
 
+  it('adds the default pod network with the cluster binding when it is masquerade, as KubeVirt does', () => {
+    const masquerade = clusterConfigFrom({
+      spec: { configuration: { network: { defaultNetworkInterface: 'masquerade' } } },
+    });
+    const spec = defaulted(vmi(), masquerade);
+    expect(spec.networks).toEqual([{ name: 'default', pod: {} }]);
+    expect(spec.domain.devices.interfaces).toEqual([{ name: 'default', masquerade: {} }]);
+    // KubeVirt's default binding, bridge, is not implemented: no NIC rather than a VMI the webhook refuses.
+    expect(defaulted(vmi()).networks).toBeUndefined();
+    expect(defaulted(vmi()).domain.devices.interfaces).toBeUndefined();
+    // Opted out, or networks of its own: left alone.
+    const optedOut = defaulted(vmi({ domain: { devices: { autoattachPodInterface: false } } }), masquerade);
+    expect(optedOut.networks).toBeUndefined();
+    const own = defaulted(
+      vmi({
+        networks: [{ name: 'n', pod: {} }],
+        domain: { devices: { interfaces: [{ name: 'n', masquerade: {}, ports: [{ port: 22 }] }] } },
+      }),
+      masquerade,
+    );
+    expect(own.domain.devices.interfaces).toEqual([{ name: 'n', masquerade: {}, ports: [{ port: 22 }] }]);
+  });
+
   it('is idempotent', () => {
     const once = defaultVirtualMachineInstance(
       vmi({

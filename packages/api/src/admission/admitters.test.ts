@@ -161,6 +161,36 @@ describe('VirtualMachineInstance validation', () => {
     );
   });
 
+  it('admits the clock, rng, EFI firmware and scsi disks the launcher converts, keeping every field', async () => {
+    const hardware = vmi();
+    const domain = hardware.spec.domain as Record<string, unknown>;
+    domain.clock = {
+      timezone: 'Europe/Paris',
+      timer: {
+        rtc: { tickPolicy: 'catchup', track: 'guest' },
+        pit: { tickPolicy: 'delay' },
+        hpet: { present: false },
+      },
+    };
+    domain.firmware = { bootloader: { efi: { secureBoot: false } } };
+    hardware.spec.domain.devices = {
+      disks: [{ name: 'root', disk: { bus: 'scsi' } }],
+      rng: {},
+    } as typeof hardware.spec.domain.devices;
+    const request = review(hardware);
+    const out = patched(request, await mutateVirtualMachineInstance(request, context()));
+    expect(out).toMatchObject({
+      spec: {
+        domain: {
+          clock: domain.clock,
+          firmware: { bootloader: { efi: { secureBoot: false } } },
+          devices: { disks: [{ name: 'root', disk: { bus: 'scsi' } }], rng: {} },
+        },
+      },
+    });
+    expect(await validateVirtualMachineInstanceAdmitter(review(out), context())).toEqual({ allowed: true });
+  });
+
   it('refuses spec changes by users, naming each changed field, and allows them to our controller', async () => {
     const old = vmi();
     const changed = vmi();

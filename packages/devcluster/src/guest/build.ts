@@ -28,6 +28,7 @@ import {
   INIT,
   INITTAB,
   RCS,
+  UDHCPC_SCRIPT,
   osRelease,
   syslinuxConfig,
 } from './guest-files.ts';
@@ -92,6 +93,7 @@ export function testGuestVersion(): string {
         RCS,
         ACPID_MAP,
         ACPI_POWER_SCRIPT,
+        UDHCPC_SCRIPT,
       ]),
     )
     .digest('hex');
@@ -195,7 +197,17 @@ async function pruneOtherVersions(root: string, keep: string, log: (m: string) =
 }
 
 async function aptDownload(pkg: string, into: string): Promise<{ deb: string; version: string }> {
-  await tool('apt-get', ['download', '-q', pkg], into);
+  // Three tries: the package archive is the one thing here that is not local, and a DNS blip must not fail a
+  // whole CI run.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await tool('apt-get', ['download', '-q', pkg], into);
+      break;
+    } catch (err) {
+      if (attempt >= 3) throw err;
+      await new Promise((r) => setTimeout(r, 3000 * attempt));
+    }
+  }
   const deb = (await readdir(into)).find((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb'));
   if (!deb) throw new Error(`test guest build: apt-get download ${pkg} left no .deb in ${into}`);
   const version = (await tool('dpkg-deb', ['-f', join(into, deb), 'Version'])).trim();
@@ -349,6 +361,7 @@ async function assembleRootfs(
     ['etc/init.d/rcS', RCS, 0o755],
     ['etc/acpid.conf', ACPID_MAP, 0o644],
     ['etc/acpi/power.sh', ACPI_POWER_SCRIPT, 0o755],
+    ['etc/udhcpc.script', UDHCPC_SCRIPT, 0o755],
     ['etc/os-release', osRelease(GUEST_OS_VERSION), 0o644],
     ['etc/hostname', 'testguest\n', 0o644],
     ['etc/passwd', 'root:x:0:0:root:/root:/bin/sh\n', 0o644],

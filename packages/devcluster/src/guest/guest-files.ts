@@ -130,6 +130,24 @@ if [ -n "$userdata" ]; then
   [ -n "$marker" ] && echo "$marker"
 fi
 
+# The network: the first NIC takes its address by DHCP (the launcher's server, for a masquerade interface), then
+# two tiny web servers answer on ports 80 and 8080 with the guest's name, so a test can tell a port the pod forwards
+# from one it does not.
+if [ -e /sys/class/net/eth0 ]; then
+  ip link set lo up
+  ip link set eth0 up
+  if udhcpc -i eth0 -s /etc/udhcpc.script -t 10 -T 2 -A 1 -n -q >/tmp/udhcpc.log 2>&1; then
+    say "eth0 $(ip -4 -o addr show dev eth0 | awk '{print $4}') via $(ip route | awk '/^default/ {print $3}')"
+  else
+    say "eth0 got no DHCP lease: $(tail -n 3 /tmp/udhcpc.log)"
+  fi
+  mkdir -p /run/www
+  echo "kubevirt-ts-guest $(hostname)" > /run/www/index.html
+  httpd -p 80 -h /run/www && httpd -p 8080 -h /run/www && say "http servers on ports 80 and 8080"
+else
+  say "no network interface"
+fi
+
 # The guest agent, on the virtio-serial port libvirt names ${GUEST_AGENT_PORT} (no udev here to make the
 # /dev/virtio-ports link, so find the port through sysfs).
 port=
@@ -168,6 +186,27 @@ if [ -n "$userdata" ]; then
 fi
 
 echo "${GUEST_READY_LINE}"
+`;
+
+// busybox udhcpc hands the lease to this script ($mask is the prefix length, $search the option-119 domains).
+export const UDHCPC_SCRIPT = `#!/bin/sh
+case "$1" in
+  deconfig)
+    ip -4 addr flush dev "$interface"
+    ip link set "$interface" up
+    ;;
+  bound|renew)
+    ip -4 addr flush dev "$interface"
+    ip addr add "$ip/\${mask:-24}" \${broadcast:+broadcast "$broadcast"} dev "$interface"
+    [ -n "$mtu" ] && ip link set "$interface" mtu "$mtu"
+    for r in $router; do ip route add default via "$r" dev "$interface"; break; done
+    : > /etc/resolv.conf
+    [ -n "$search" ] && echo "search $search" >> /etc/resolv.conf
+    [ -z "$search" ] && [ -n "$domain" ] && echo "search $domain" >> /etc/resolv.conf
+    for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done
+    ;;
+esac
+exit 0
 `;
 
 export function syslinuxConfig(kernelArgs: string): string {

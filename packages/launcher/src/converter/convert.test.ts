@@ -123,6 +123,17 @@ const cases: Record<string, { vmi: VirtualMachineInstance; ctx?: Partial<Convert
       },
     },
   },
+  masquerade: {
+    vmi: vmi({
+      domain: {
+        devices: {
+          interfaces: [{ name: 'default', masquerade: {}, ports: [{ port: 80 }] }],
+          autoattachGraphicsDevice: false,
+        },
+      },
+      networks: [{ name: 'default', pod: {} }],
+    }),
+  },
   'efi-kvm': {
     vmi: vmi({
       domain: {
@@ -205,6 +216,28 @@ describe('convertVMIToDomain', () => {
     expect(convert(vmi({ domain: { firmware: { uuid: 'a-b' } } })).uuid).toBe('a-b');
   });
 
+  it('gives a masquerade NIC the handler-made tap, the MAC from the spec or the UID, and vhost-net only with KVM', () => {
+    const nic = (mac?: string, emulation = true) =>
+      convert(
+        vmi({
+          domain: {
+            devices: {
+              interfaces: [
+                { name: 'default', masquerade: {}, model: 'e1000', ...(mac ? { macAddress: mac } : {}) },
+              ],
+            },
+          },
+          networks: [{ name: 'default', pod: {} }],
+        }),
+        { emulation, kvmAvailable: !emulation },
+      ).xml;
+    expect(nic('02:AA:BB:CC:DD:EE')).toContain("<mac address='02:aa:bb:cc:dd:ee'/>");
+    expect(nic()).toMatch(/<mac address='52:54:00(:[0-9a-f]{2}){3}'\/>/);
+    expect(nic()).toContain("<target dev='tap0' managed='no'/>");
+    expect(nic()).toContain("<model type='e1000'/>");
+    expect(nic()).not.toContain('<driver');
+  });
+
   it('uses KVM when emulation is off and /dev/kvm works, and refuses when neither is possible', () => {
     expect(convert(vmi(), { emulation: false, kvmAvailable: true }).xml).toMatch(/^<domain type='kvm'>/);
     expect(convert(vmi(), { emulation: true, kvmAvailable: true }).xml).toMatch(/^<domain type='qemu'>/);
@@ -222,13 +255,98 @@ describe('convertVMIToDomain', () => {
     );
   });
 
+  it('boots EFI without Secure Boot from the plain OVMF build, with the VMI own copy of the variables', () => {
+    const ovmf = {
+      code: '/usr/share/OVMF/OVMF_CODE_4M.fd',
+      vars: '/usr/share/OVMF/OVMF_VARS_4M.fd',
+    };
+    const { xml } = convert(vmi({ domain: { firmware: { bootloader: { efi: { secureBoot: false } } } } }), {
+      ovmf,
+    });
+    expect(xml).toContain(
+      "<loader readonly='yes' secure='no' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>",
+    );
+    expect(xml).toContain(
+      "<nvram template='/usr/share/OVMF/OVMF_VARS_4M.fd'>/var/run/kubevirt-private/default_testvm_VARS.fd</nvram>",
+    );
+    expect(xml).not.toContain('<smm');
+    // Secure Boot (the default) needs a secure-boot OVMF build, and says which setting avoids it.
+    expect(() => convert(vmi({ domain: { firmware: { bootloader: { efi: {} } } } }), { ovmf })).toThrow(
+      /efi\.secureBoot: OVMF has no secure-boot build here; set secureBoot: false/,
+    );
+  });
+
+  it('converts every clock offset and timer KubeVirt has', () => {
+    const clock = (c: NonNullable<VirtualMachineInstance['spec']['domain']['clock']>) =>
+      /<clock[^>]*\/>|<clock[^]*?<\/clock>/.exec(convert(vmi({ domain: { clock: c } })).xml)?.[0];
+    expect(clock({})).toBe("<clock offset='utc'/>");
+    expect(clock({ utc: { offsetSeconds: 0 } })).toBe("<clock offset='utc'/>");
+    expect(clock({ utc: { offsetSeconds: -1800 } })).toBe(
+      "<clock offset='variable' adjustment='-1800' basis='utc'/>",
+    );
+    expect(
+      clock({ timer: { kvm: { present: true }, hyperv: { present: false }, hpet: { tickPolicy: 'merge' } } }),
+    ).toBe(
+      "<clock offset='utc'>\n    <timer name='hpet' tickpolicy='merge'/>\n    <timer name='kvmclock' present='yes'/>\n" +
+        "    <timer name='hypervclock' present='no'/>\n  </clock>",
+    );
+    expect(() => convert(vmi({ domain: { clock: { utc: {}, timezone: 'UTC' } } }))).toThrow(
+      /spec\.domain\.clock: set either utc or timezone, not both/,
+    );
+  });
+
+  it('puts scsi disks and CD-ROMs on one virtio-scsi controller, and adds none without them', () => {
+    const { xml } = convert(
+      vmi({
+        domain: {
+          devices: {
+            disks: [
+              { name: 'a', disk: { bus: 'scsi' } },
+              { name: 'b', cdrom: { bus: 'scsi' } },
+            ],
+          },
+        },
+        volumes: [
+          { name: 'a', emptyDisk: { capacity: '1Gi' } },
+          { name: 'b', emptyDisk: { capacity: '1Gi' } },
+        ],
+      }),
+      {
+        disks: {
+          a: { path: '/var/run/kubevirt-private/a.qcow2', format: 'qcow2' },
+          b: { path: '/var/run/kubevirt-private/b.qcow2', format: 'qcow2' },
+        },
+      },
+    );
+    expect(xml).toContain("<target dev='sda' bus='scsi'/>");
+    expect(xml).toContain("<target dev='sdb' bus='scsi'/>");
+    expect(xml.match(/<controller type='scsi'[^>]*>/g)).toEqual([
+      "<controller type='scsi' index='0' model='virtio-scsi'/>",
+    ]);
+    expect(convert(vmi()).xml).not.toContain("type='scsi'");
+  });
+
+  it('adds a virtio RNG fed from /dev/urandom only when the VMI asks for one', () => {
+    expect(convert(vmi({ domain: { devices: { rng: {} } } })).xml).toMatch(
+      /<rng model='virtio'>\s*<backend model='random'>\/dev\/urandom<\/backend>\s*<\/rng>/,
+    );
+    expect(convert(vmi()).xml).not.toContain('<rng');
+  });
+
   it('names the field of each error', () => {
     const cases: [VirtualMachineInstance, RegExp][] = [
       [vmi({ domain: { memory: undefined } }), /spec\.domain\.memory\.guest: the guest has no memory/],
       [vmi({ domain: { memory: { guest: 'lots' } } }), /spec\.domain\.memory\.guest: lots is not/],
       [
-        vmi({ domain: { devices: { interfaces: [{ name: 'default' }] } } }),
-        /spec\.domain\.devices\.interfaces: .*not supported yet/,
+        vmi({ domain: { devices: { interfaces: [{ name: 'default', masquerade: {} }] } } }),
+        /spec\.domain\.devices\.interfaces\[0\]\.name: no network is named default/,
+      ],
+      [
+        vmi({
+          domain: { devices: { interfaces: [{ name: 'default', sriov: {} }] } },
+          networks: [{ name: 'default', pod: {} }],
+        }),
+        /spec\.domain\.devices\.interfaces\[0\]: only the masquerade and bridge bindings/,
       ],
       [
         vmi({ domain: { cpu: { model: 'host-passthrough' } } }),

@@ -2,8 +2,9 @@
 // paths and formats, so the conversion reads no file and starts no process: it is what the golden tests pin.
 // The shape follows KubeVirt's converter (pkg/virt-launcher/virtwrap/converter): domain name <namespace>_<name>,
 // metadata in the kubevirt.io namespace, ua-<volume> aliases, SMBIOS identifying KubeVirt.
-import type { VMIClock, VMIDisk, VMIPanicDevice, VirtualMachineInstance } from '../vmi.ts';
+import type { VMIDisk, VMIPanicDevice, VirtualMachineInstance } from '../vmi.ts';
 import { parseQuantity } from '../vmi.ts';
+import { interfaceMac, POD_NETWORK_TAP } from '@kubevirt-ts/schema/network';
 import { el, serialize } from './xml.ts';
 import type { XmlElement } from './xml.ts';
 
@@ -44,6 +45,8 @@ export interface ConverterContext {
   disks: Readonly<Record<string, PreparedDisk>>;
   /** OVMF firmware files, when installed. */
   ovmf?: OvmfFirmware | undefined;
+  /** The guest MAC of the pod network interface when the binding decides it (bridge: the pod's own). */
+  podInterfaceMac?: string | undefined;
 }
 
 export interface ConvertedDomain {
@@ -166,7 +169,7 @@ function cpuElement(
 }
 
 function clockElement(vmi: VirtualMachineInstance): XmlElement {
-  const clock = vmi.spec.domain.clock as VMIClock | undefined;
+  const clock = vmi.spec.domain.clock;
   const timers: XmlElement[] = [];
   const timer = clock?.timer;
   const yesNo = (b: boolean | undefined): string | undefined =>
@@ -340,17 +343,47 @@ function diskElement(
   return { element, scsi: bus === 'scsi' };
 }
 
+/**
+ * The guest's NICs. The pod network's interface (masquerade) uses the tap the handler created in the pod's network
+ * namespace, which libvirt opens as it is (`type='ethernet'`, `managed='no'`); without vhost-net (software
+ * emulation) QEMU's own virtio backend moves the packets. Other networks do not exist yet (validation refuses them).
+ */
+function interfaceElements(vmi: VirtualMachineInstance, ctx: ConverterContext): XmlElement[] {
+  const interfaces = vmi.spec.domain.devices.interfaces ?? [];
+  const networks = new Map((vmi.spec.networks ?? []).map((n) => [n.name, n]));
+  return interfaces.map((iface, i) => {
+    const field = `spec.domain.devices.interfaces[${i}]`;
+    const network = networks.get(iface.name);
+    if (network === undefined)
+      throw new ConversionError(
+        `${field}.name`,
+        `no network is named ${iface.name}; add it to spec.networks`,
+      );
+    if (network.pod === undefined || (iface.masquerade === undefined && iface.bridge === undefined))
+      throw new ConversionError(
+        field,
+        'only the masquerade and bridge bindings on the pod network are supported',
+      );
+    const model = iface.model ?? 'virtio';
+    return el(
+      'interface',
+      { type: 'ethernet' },
+      el('alias', { name: `ua-${iface.name}` }),
+      el('mac', { address: ctx.podInterfaceMac ?? interfaceMac(vmi.metadata.uid, iface) }),
+      el('target', { dev: POD_NETWORK_TAP, managed: 'no' }),
+      el('model', { type: model === 'virtio' ? 'virtio-non-transitional' : model }),
+      model === 'virtio' && ctx.emulation && el('driver', { name: 'qemu' }),
+      el('rom', { enabled: 'no' }),
+    );
+  });
+}
+
 export function convertVMIToDomain(vmi: VirtualMachineInstance, ctx: ConverterContext): ConvertedDomain {
   const type = hypervisorType(ctx);
   const name = domainName(vmi);
   const uuid = vmi.spec.domain.firmware?.uuid ?? vmi.metadata.uid;
   const devices = vmi.spec.domain.devices;
-  if ((devices.interfaces ?? []).length > 0) {
-    throw new ConversionError(
-      'spec.domain.devices.interfaces',
-      'network interfaces are not supported yet; remove them',
-    );
-  }
+  const interfaces = interfaceElements(vmi, ctx);
   const topology = cpuTopology(vmi);
   const { os, secureBoot } = osElement(vmi, ctx, name);
 
@@ -431,6 +464,7 @@ export function convertVMIToDomain(vmi: VirtualMachineInstance, ctx: ConverterCo
       'devices',
       {},
       disks,
+      interfaces,
       // No USB controller unless a device needs one: it costs memory and boot time for nothing.
       el('controller', { type: 'usb', index: 0, model: 'none' }),
       scsi && el('controller', { type: 'scsi', index: 0, model: 'virtio-scsi' }),

@@ -47,8 +47,8 @@ const UNDEFINE_NVRAM = 4;
 const GET_ALL_STATS_ENFORCE = 0x80000000;
 // state, cpu-total, balloon, vcpu, interface, block
 const STATS_TYPES = 1 | 2 | 4 | 8 | 16 | 32;
-// users, os, timezone, hostname, filesystem
-const GUEST_INFO_TYPES = 1 | 2 | 4 | 8 | 16;
+// users, os, timezone, hostname, filesystem, interfaces (the guest's own addresses, for status.interfaces)
+const GUEST_INFO_TYPES = 1 | 2 | 4 | 8 | 16 | 64;
 
 const STATES: readonly DomainState[] = [
   'NoState',

@@ -93,9 +93,20 @@ export const Firmware = obj(
     bootloader: opt(
       obj({
         bios: opt(obj({ useSerial: opt(bool('Show the BIOS output on the serial console.')) })),
-        efi: notYet(
-          Type.Object({ secureBoot: opt(Type.Boolean()), persistent: opt(Type.Boolean()) }),
-          'EFI firmware',
+        efi: opt(
+          obj(
+            {
+              secureBoot: opt(
+                bool('Boot with Secure Boot (default true when efi is set); needs SMM, which it turns on.'),
+              ),
+              // The launcher keeps the EFI variables in the pod's private folder, so they last one VMI's life.
+              persistent: notYet(
+                Type.Boolean(),
+                'EFI variables kept across VMI restarts need backend storage',
+              ),
+            },
+            'Boot through UEFI firmware (OVMF) instead of BIOS.',
+          ),
         ),
       }),
     ),
@@ -115,6 +126,68 @@ export const Firmware = obj(
 
 export const FeatureState = Type.Object({ enabled: opt(Type.Boolean()) });
 
+const timerPresent = opt(
+  bool("false keeps the machine type from adding this timer (default: the machine type's)."),
+);
+const tickPolicy = 'What QEMU does when it missed injecting a tick into the guest';
+
+export const Clock = obj(
+  {
+    utc: opt(
+      obj(
+        { offsetSeconds: opt(int('Seconds the guest clock runs ahead of UTC (negative: behind).')) },
+        'The guest clock keeps UTC, plus an offset (the default).',
+      ),
+    ),
+    timezone: opt(
+      str('The guest clock keeps this time zone (a tz database name such as Europe/Paris); not with utc.'),
+    ),
+    timer: opt(
+      obj(
+        {
+          hpet: opt(
+            obj(
+              {
+                tickPolicy: opt(
+                  enumOf(['delay', 'catchup', 'merge', 'discard'], { description: `${tickPolicy}.` }),
+                ),
+                present: timerPresent,
+              },
+              'High Precision Event Timer.',
+            ),
+          ),
+          pit: opt(
+            obj(
+              {
+                tickPolicy: opt(enumOf(['delay', 'catchup', 'discard'], { description: `${tickPolicy}.` })),
+                present: timerPresent,
+              },
+              'Programmable Interval Timer.',
+            ),
+          ),
+          rtc: opt(
+            obj(
+              {
+                tickPolicy: opt(enumOf(['delay', 'catchup'], { description: `${tickPolicy}.` })),
+                present: timerPresent,
+                track: opt(
+                  enumOf(['guest', 'wall'], { description: 'Whether the RTC follows guest or host time.' }),
+                ),
+              },
+              'Real Time Clock.',
+            ),
+          ),
+          kvm: opt(obj({ present: timerPresent }, 'The paravirtual KVM clock (Linux guests).')),
+          hyperv: opt(obj({ present: timerPresent }, 'The Hyper-V paravirtual clock (Windows guests).')),
+        },
+        'Timers the guest sees.',
+      ),
+    ),
+  },
+  'The guest clock: its offset (utc or timezone) and its timers.',
+);
+export type Clock = Static<typeof Clock>;
+
 export const Features = obj(
   {
     acpi: opt(FeatureState),
@@ -128,7 +201,8 @@ export const Features = obj(
   'Hypervisor features.',
 );
 
-export const DiskBus = enumOf(['virtio', 'sata', 'scsi', 'usb'], { unsupported: ['scsi', 'usb'] });
+// scsi: the launcher puts such disks on one virtio-scsi controller.
+export const DiskBus = enumOf(['virtio', 'sata', 'scsi', 'usb'], { unsupported: ['usb'] });
 export type DiskBus = Static<typeof DiskBus>;
 
 export const Disk = obj({
@@ -171,18 +245,41 @@ export type Disk = Static<typeof Disk>;
 
 export const Interface = obj({
   name: str('Name of the interface; a network of the same name connects it.'),
-  model: notYet(str(), NETWORKING),
-  bridge: notYet(Type.Object({}), NETWORKING),
-  masquerade: notYet(Type.Object({}), NETWORKING),
+  model: opt(
+    enumOf(['e1000', 'e1000e', 'igb', 'ne2k_pci', 'pcnet', 'rtl8139', 'virtio'], {
+      description: 'The NIC model the guest sees (default virtio).',
+    }),
+  ),
+  bridge: opt(
+    obj(
+      {},
+      'Pod network binding: the guest takes over the pod IP by DHCP and the pod interface is bridged to its tap (all ports reach it).',
+    ),
+  ),
+  masquerade: opt(
+    obj(
+      {},
+      'Pod network binding: the guest gets an address in vmNetworkCIDR by DHCP and its traffic is NATed to the pod IP; ports limits what is forwarded in.',
+    ),
+  ),
   sriov: notYet(Type.Object({}), NETWORKING),
   passtBinding: notYet(Type.Object({}), NETWORKING),
   binding: notYet(Type.Object({ name: str() }), NETWORKING),
   slirp: notYet(Type.Object({}), 'discontinued in KubeVirt'),
   macvtap: notYet(Type.Object({}), 'discontinued in KubeVirt'),
   passt: notYet(Type.Object({}), 'discontinued in KubeVirt; use passtBinding'),
-  ports: notYet(arrayOf(looseObject()), NETWORKING),
+  ports: opt(
+    arrayOf(
+      obj({
+        name: opt(str('Name of the port.')),
+        protocol: opt(enumOf(['TCP', 'UDP'], { description: 'TCP (default) or UDP.' })),
+        port: int('The port number, 1 to 65535.'),
+      }),
+      'Ports forwarded to the guest (masquerade); all ports when none are listed.',
+    ),
+  ),
   portRanges: notYet(arrayOf(looseObject()), NETWORKING),
-  macAddress: notYet(str(), NETWORKING),
+  macAddress: opt(str('The guest MAC address, aa:bb:cc:dd:ee:ff (default: derived from the VMI UID).')),
   bootOrder: notYet(Type.Integer({ minimum: 1 }), NETWORKING),
   pciAddress: notYet(str(), NETWORKING),
   dhcpOptions: notYet(looseObject(), NETWORKING),
@@ -197,7 +294,7 @@ export const Devices = obj(
     disks: opt(arrayOf(Disk, 'Disks of the guest; each takes its data from the volume of the same name.')),
     interfaces: opt(arrayOf(Interface, 'Network interfaces; each connects to the network of the same name.')),
     autoattachPodInterface: opt(
-      bool('KubeVirt adds a pod network interface when none is given; kubevirt-ts does not yet.'),
+      bool('Add the default pod network and its interface when the VMI has none (default true).'),
     ),
     autoattachGraphicsDevice: opt(bool('Attach a VNC graphics device (default true).')),
     autoattachSerialConsole: opt(bool('Attach a serial console (default true).')),
@@ -211,12 +308,28 @@ export const Devices = obj(
     networkInterfaceMultiqueue: notYet(Type.Boolean(), NETWORKING),
     inputs: notYet(arrayOf(looseObject())),
     watchdog: notYet(looseObject()),
-    rng: notYet(Type.Object({})),
+    rng: opt(obj({}, "A virtio random number generator fed from the host's /dev/urandom.")),
     gpus: notYet(arrayOf(looseObject())),
     hostDevices: notYet(arrayOf(looseObject())),
     filesystems: notYet(arrayOf(looseObject()), 'virtiofs'),
     downwardMetrics: notYet(Type.Object({})),
-    panicDevices: notYet(arrayOf(looseObject())),
+    panicDevices: opt(
+      arrayOf(
+        obj(
+          {
+            model: opt(
+              enumOf(['hyperv', 'isa', 'pvpanic'], {
+                description: 'The panic device QEMU emulates (default isa).',
+                // libvirt's pvpanic model (a PCI device) needs libvirt 9.1; the launcher ships 9.0.
+                unsupported: ['pvpanic'],
+              }),
+            ),
+          },
+          'A panic device: a guest kernel that panics tells the hypervisor, and the VMI ends Failed.',
+        ),
+        'Panic devices of the guest.',
+      ),
+    ),
     clientPassthrough: notYet(Type.Object({})),
     sound: notYet(looseObject()),
     tpm: notYet(looseObject()),
@@ -234,7 +347,7 @@ export const DomainSpec = obj(
     firmware: opt(Firmware),
     features: opt(Features),
     devices: Devices,
-    clock: notYet(looseObject()),
+    clock: opt(Clock),
     ioThreadsPolicy: notYet(enumOf(['shared', 'auto', 'supplementalPool'])),
     ioThreads: notYet(looseObject()),
     chassis: notYet(looseObject()),
@@ -355,7 +468,7 @@ export const Network = obj({
   pod: opt(
     obj(
       {
-        vmNetworkCIDR: notYet(str(), NETWORKING),
+        vmNetworkCIDR: opt(str('IPv4 range of the masquerade guest network (default 10.0.2.0/24).')),
         vmIPv6NetworkCIDR: notYet(str(), NETWORKING),
       },
       'The pod network.',

@@ -112,23 +112,111 @@ const vmiCases: Case[] = [
     message: /not supported yet by kubevirt-ts/,
   },
   {
-    rule: 'interface bindings are not supported yet',
+    rule: 'the passt binding is not supported yet',
     bad: (o) => {
-      (domain(o).devices as Json).interfaces = [{ name: 'default', masquerade: {} }];
+      (domain(o).devices as Json).interfaces = [{ name: 'default', passtBinding: {} }];
       spec(o).networks = [{ name: 'default', pod: {} }];
     },
-    good: noop,
-    field: 'spec.domain.devices.interfaces[0].masquerade',
+    good: (o) => {
+      (domain(o).devices as Json).interfaces = [{ name: 'default', bridge: {} }];
+      spec(o).networks = [{ name: 'default', pod: {} }];
+    },
+    field: 'spec.domain.devices.interfaces[0].passtBinding',
     type: 'FieldValueNotSupported',
     message: /networking/,
   },
   {
+    rule: 'a forwarded port is in 1..65535',
+    bad: (o) => {
+      (domain(o).devices as Json).interfaces = [
+        { name: 'default', masquerade: {}, ports: [{ port: 80 }, { port: 70000 }] },
+      ];
+      spec(o).networks = [{ name: 'default', pod: {} }];
+    },
+    good: (o) => {
+      (domain(o).devices as Json).interfaces = [
+        { name: 'default', masquerade: {}, ports: [{ port: 80 }, { port: 65535, protocol: 'UDP' }] },
+      ];
+      spec(o).networks = [{ name: 'default', pod: {} }];
+    },
+    field: 'spec.domain.devices.interfaces[0].ports[1].port',
+    type: 'FieldValueInvalid',
+    message: /70000: a port must be in the range 1 to 65535/,
+  },
+  {
+    rule: 'at most one interface on the pod network',
+    bad: (o) => {
+      (domain(o).devices as Json).interfaces = [
+        { name: 'a', masquerade: {} },
+        { name: 'b', masquerade: {} },
+      ];
+      spec(o).networks = [
+        { name: 'a', pod: {} },
+        { name: 'b', pod: {} },
+      ];
+    },
+    good: (o) => {
+      (domain(o).devices as Json).interfaces = [{ name: 'a', masquerade: {} }];
+      spec(o).networks = [{ name: 'a', pod: {} }];
+    },
+    field: 'spec.domain.devices.interfaces[1].name',
+    type: 'FieldValueInvalid',
+    message:
+      /more than one interface is connected to a pod network \(spec.domain.devices.interfaces\[0\] is already\)/,
+  },
+  {
+    rule: 'an interface names an existing network',
+    bad: (o) => {
+      (domain(o).devices as Json).interfaces = [{ name: 'default', masquerade: {} }];
+      spec(o).networks = [{ name: 'other', pod: {} }];
+    },
+    good: (o) => {
+      (domain(o).devices as Json).interfaces = [{ name: 'other', masquerade: {} }];
+      spec(o).networks = [{ name: 'other', pod: {} }];
+    },
+    field: 'spec.domain.devices.interfaces[0].name',
+    type: 'FieldValueInvalid',
+    message: /no network named "default"/,
+  },
+  {
+    rule: 'a MAC address is six hex pairs and not multicast',
+    bad: (o) => {
+      (domain(o).devices as Json).interfaces = [
+        { name: 'default', masquerade: {}, macAddress: '01:00:5e:00:00:01' },
+      ];
+      spec(o).networks = [{ name: 'default', pod: {} }];
+    },
+    good: (o) => {
+      (domain(o).devices as Json).interfaces = [
+        { name: 'default', masquerade: {}, macAddress: '02:00:5E:00:00:01' },
+      ];
+      spec(o).networks = [{ name: 'default', pod: {} }];
+    },
+    field: 'spec.domain.devices.interfaces[0].macAddress',
+    type: 'FieldValueInvalid',
+    message: /multicast/,
+  },
+  {
+    rule: 'vmNetworkCIDR is an IPv4 range of /30 or larger',
+    bad: (o) => {
+      (domain(o).devices as Json).interfaces = [{ name: 'default', masquerade: {} }];
+      spec(o).networks = [{ name: 'default', pod: { vmNetworkCIDR: '10.0.2.1/24' } }];
+    },
+    good: (o) => {
+      (domain(o).devices as Json).interfaces = [{ name: 'default', masquerade: {} }];
+      spec(o).networks = [{ name: 'default', pod: { vmNetworkCIDR: '192.168.7.0/29' } }];
+    },
+    field: 'spec.networks[0].pod.vmNetworkCIDR',
+    type: 'FieldValueInvalid',
+    message: /host bits zero/,
+  },
+  {
     rule: 'enum values KubeVirt knows that we do not support yet are rejected',
-    bad: (o) => (disk0(o).disk = { bus: 'scsi' }),
-    good: (o) => (disk0(o).disk = { bus: 'sata' }),
+    bad: (o) => (disk0(o).disk = { bus: 'usb' }),
+    good: (o) => (disk0(o).disk = { bus: 'scsi' }),
     field: 'spec.domain.devices.disks[0].disk.bus',
     type: 'FieldValueNotSupported',
-    message: /"scsi": not supported yet .* supported values: "virtio", "sata"/,
+    message: /"usb": not supported yet .* supported values: "virtio", "sata", "scsi"/,
   },
   {
     rule: 'enum values nobody knows are rejected with the supported ones',
@@ -136,7 +224,119 @@ const vmiCases: Case[] = [
     good: (o) => (disk0(o).disk = { bus: 'virtio' }),
     field: 'spec.domain.devices.disks[0].disk.bus',
     type: 'FieldValueNotSupported',
-    message: /Unsupported value: "ide": supported values: "virtio", "sata"$/,
+    message: /Unsupported value: "ide": supported values: "virtio", "sata", "scsi"$/,
+  },
+  {
+    rule: 'panic devices of the isa and hyperv models are accepted; pvpanic (libvirt 9.1) is not yet',
+    bad: (o) => ((domain(o).devices as Json).panicDevices = [{ model: 'isa' }, { model: 'pvpanic' }]),
+    good: (o) => ((domain(o).devices as Json).panicDevices = [{ model: 'isa' }, { model: 'hyperv' }, {}]),
+    field: 'spec.domain.devices.panicDevices[1].model',
+    type: 'FieldValueNotSupported',
+    message: /"pvpanic": not supported yet .* supported values: "hyperv", "isa"/,
+  },
+  {
+    rule: 'disks and CD-ROMs on the scsi bus are accepted (the launcher adds a virtio-scsi controller)',
+    bad: (o) =>
+      addVolume(
+        o,
+        { name: 'iso', emptyDisk: { capacity: '1Gi' } },
+        { name: 'iso', cdrom: { bus: 'virtio' } },
+      ),
+    good: (o) => {
+      disk0(o).disk = { bus: 'scsi' };
+      addVolume(o, { name: 'iso', emptyDisk: { capacity: '1Gi' } }, { name: 'iso', cdrom: { bus: 'scsi' } });
+    },
+    field: 'spec.domain.devices.disks[1].cdrom.bus',
+    type: 'FieldValueInvalid',
+    message: /cannot use the virtio bus; use sata or scsi/,
+  },
+  {
+    rule: 'the guest clock keeps UTC or a time zone, not both',
+    bad: (o) => (domain(o).clock = { utc: { offsetSeconds: 3600 }, timezone: 'Europe/Paris' }),
+    good: (o) =>
+      (domain(o).clock = {
+        utc: { offsetSeconds: -7200 },
+        timer: {
+          hpet: { present: false },
+          pit: { tickPolicy: 'delay' },
+          rtc: { tickPolicy: 'catchup', track: 'guest' },
+          kvm: { present: true },
+          hyperv: { present: false },
+        },
+      }),
+    field: 'spec.domain.clock',
+    type: 'FieldValueInvalid',
+    message: /set utc or timezone, not both/,
+  },
+  {
+    rule: 'the guest time zone is a tz database name',
+    bad: (o) => (domain(o).clock = { timezone: 'Mars/Olympus_Mons' }),
+    good: (o) => (domain(o).clock = { timezone: 'America/New_York' }),
+    field: 'spec.domain.clock.timezone',
+    type: 'FieldValueInvalid',
+    message: /"Mars\/Olympus_Mons": unknown time zone/,
+  },
+  {
+    rule: 'time zone names are case-sensitive (QEMU would silently run a wrong-case one in UTC)',
+    bad: (o) => (domain(o).clock = { timezone: 'europe/paris' }),
+    good: (o) => (domain(o).clock = { timezone: 'Europe/Paris' }),
+    field: 'spec.domain.clock.timezone',
+    type: 'FieldValueInvalid',
+    message: /case-sensitive; use "Europe\/Paris"/,
+  },
+  {
+    rule: 'an offset is not a time zone name',
+    bad: (o) => (domain(o).clock = { timezone: '+01:00' }),
+    good: (o) => (domain(o).clock = { utc: { offsetSeconds: 3600 } }),
+    field: 'spec.domain.clock.timezone',
+    type: 'FieldValueInvalid',
+    message: /not a time zone name/,
+  },
+  {
+    rule: 'timer tick policies are the ones QEMU knows for that timer',
+    bad: (o) => (domain(o).clock = { timer: { rtc: { tickPolicy: 'merge' } } }),
+    good: (o) => (domain(o).clock = { timer: { hpet: { tickPolicy: 'merge' } } }),
+    field: 'spec.domain.clock.timer.rtc.tickPolicy',
+    type: 'FieldValueNotSupported',
+    message: /"merge"/,
+  },
+  {
+    rule: 'the rng device has no settings',
+    bad: (o) => ((domain(o).devices as Json).rng = { source: '/dev/random' }),
+    good: (o) => ((domain(o).devices as Json).rng = {}),
+    field: 'spec.domain.devices.rng.source',
+    type: 'FieldValueInvalid',
+    message: /unknown field "source"/,
+  },
+  {
+    rule: 'a guest boots through BIOS or EFI, not both',
+    bad: (o) => (domain(o).firmware = { bootloader: { bios: {}, efi: {} } }),
+    good: (o) => (domain(o).firmware = { bootloader: { efi: { secureBoot: false } } }),
+    field: 'spec.domain.firmware.bootloader',
+    type: 'FieldValueInvalid',
+    message: /set bios or efi, not both/,
+  },
+  {
+    rule: 'EFI Secure Boot (the default with efi) needs SMM',
+    bad: (o) => {
+      domain(o).firmware = { bootloader: { efi: {} } };
+      domain(o).features = { smm: { enabled: false } };
+    },
+    good: (o) => {
+      domain(o).firmware = { bootloader: { efi: { secureBoot: false } } };
+      domain(o).features = { smm: { enabled: false } };
+    },
+    field: 'spec.domain.features.smm.enabled',
+    type: 'FieldValueInvalid',
+    message: /Secure Boot needs SMM/,
+  },
+  {
+    rule: 'persistent EFI variables are not supported yet',
+    bad: (o) => (domain(o).firmware = { bootloader: { efi: { persistent: true } } }),
+    good: (o) => (domain(o).firmware = { bootloader: { efi: { secureBoot: true } } }),
+    field: 'spec.domain.firmware.bootloader.efi.persistent',
+    type: 'FieldValueNotSupported',
+    message: /backend storage/,
   },
   {
     rule: 'types are checked',
@@ -601,6 +801,23 @@ describe('VirtualMachineInstance validation', () => {
     });
   });
 
+  it('refuses the bridge binding on the pod network where the cluster does not permit it', () => {
+    const object = vmi();
+    (domain(object).devices as Json).interfaces = [{ name: 'default', bridge: {} }];
+    spec(object).networks = [{ name: 'default', pod: {} }];
+    const forbidding = clusterConfigFrom({
+      spec: { configuration: { network: { permitBridgeInterfaceOnPodNetwork: false } } },
+    });
+    expect(admitVMI(object, forbidding)).toEqual([
+      expect.objectContaining({
+        type: 'FieldValueInvalid',
+        field: 'spec.domain.devices.interfaces[0].bridge',
+        message: matching(/not permitted by the cluster \(network.permitBridgeInterfaceOnPodNetwork/),
+      }),
+    ]);
+    expect(admitVMI(object)).toEqual([]);
+  });
+
   it('needs the HostDisk feature gate for host disks', () => {
     const object = vmi();
     addVolume(object, { name: 'host', hostDisk: { path: '/var/disk.img', type: 'Disk' } });
@@ -808,12 +1025,12 @@ describe('VirtualMachine validation', () => {
     expect(admitVM(object, { preference: modest })).toEqual([]);
   });
 
-  it('applies the preference before validating (its bus is not the unsupported scsi)', () => {
+  it('applies the preference before validating (its bus is not the unsupported usb)', () => {
     const object = vm();
     spec(object).preference = { name: 'p' };
     disk0(spec(object).template as Json).disk = {};
     expect(admitVM(object, { preference })).toEqual([]);
-    expect(admitVM(object, { preference: { devices: { preferredDiskBus: 'scsi' } } })).toEqual([]);
+    expect(admitVM(object, { preference: { devices: { preferredDiskBus: 'usb' } } })).toEqual([]);
   });
 });
 

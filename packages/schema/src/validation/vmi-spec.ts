@@ -11,6 +11,7 @@ import {
   type VirtualMachineInstanceSpec,
   type Volume,
 } from '../types/vmi.ts';
+import { isMacAddress, parseIpv4Cidr } from '../network.ts';
 import { isUUID } from '../uuid.ts';
 import {
   duplicate,
@@ -275,7 +276,7 @@ function validateDisks(
       }
     }
     if (disk.cdrom?.bus === 'virtio')
-      out.push(invalid(p.child('cdrom', 'bus'), 'a CD-ROM cannot use the virtio bus; use sata'));
+      out.push(invalid(p.child('cdrom', 'bus'), 'a CD-ROM cannot use the virtio bus; use sata or scsi'));
     if (disk.disk?.bus === 'sata' && disk.disk.readonly === true) {
       out.push(
         invalid(
@@ -309,7 +310,12 @@ function validateDisks(
   });
 }
 
-function validateNetworks(spec: VirtualMachineInstanceSpec, base: FieldPath, out: StatusCause[]): void {
+function validateNetworks(
+  spec: VirtualMachineInstanceSpec,
+  base: FieldPath,
+  options: SpecRuleOptions,
+  out: StatusCause[],
+): void {
   const interfaces = spec.domain.devices.interfaces ?? [];
   const networks = spec.networks ?? [];
   const ifacePath = base.child('domain', 'devices', 'interfaces');
@@ -325,7 +331,7 @@ function validateNetworks(spec: VirtualMachineInstanceSpec, base: FieldPath, out
       out.push(
         required(
           p,
-          'an interface needs exactly one binding (bridge, masquerade, passtBinding, sriov or binding); interface networking is not supported yet by kubevirt-ts',
+          'an interface needs exactly one binding (masquerade or bridge; passtBinding, sriov or binding are not supported yet by kubevirt-ts)',
         ),
       );
     } else if (bindings.length > 1) {
@@ -352,6 +358,72 @@ function validateNetworks(spec: VirtualMachineInstanceSpec, base: FieldPath, out
   });
   const podNetworks = networks.filter((n) => n.pod !== undefined);
   if (podNetworks.length > 1) out.push(invalid(netPath, 'only one network may be the pod network'));
+  const podNames = new Set(podNetworks.map((n) => n.name));
+  let podInterface: string | undefined;
+  interfaces.forEach((iface, i) => {
+    const p = ifacePath.index(i);
+    const onPod = podNames.has(iface.name);
+    if (onPod && podInterface !== undefined) {
+      out.push(
+        invalid(
+          p.child('name'),
+          `more than one interface is connected to a pod network (${podInterface} is already); a VMI has at most one pod network interface`,
+        ),
+      );
+    } else if (onPod) podInterface = p.toString();
+    if (iface.masquerade !== undefined && !onPod && networkNames.has(iface.name))
+      out.push(
+        invalid(
+          p.child('masquerade'),
+          `the masquerade binding works only on the pod network; network ${show(iface.name)} is not one`,
+        ),
+      );
+    if (iface.bridge !== undefined && onPod && !options.config.permitBridgeInterfaceOnPodNetwork)
+      out.push(
+        invalid(
+          p.child('bridge'),
+          'the bridge binding on the pod network is not permitted by the cluster (network.permitBridgeInterfaceOnPodNetwork in the KubeVirt CR); use masquerade',
+        ),
+      );
+    if (iface.ports !== undefined && iface.ports.length > 0 && iface.masquerade === undefined)
+      out.push(invalid(p.child('ports'), 'ports apply only to the masquerade binding'));
+    (iface.ports ?? []).forEach((port, j) => {
+      const pp = p.child('ports').index(j);
+      if (!Number.isInteger(port.port) || port.port < 1 || port.port > 65535)
+        out.push(
+          invalid(
+            pp.child('port'),
+            `Invalid value: ${show(port.port)}: a port must be in the range 1 to 65535`,
+          ),
+        );
+    });
+    if (iface.macAddress !== undefined) {
+      const mp = p.child('macAddress');
+      if (!isMacAddress(iface.macAddress))
+        out.push(
+          invalid(
+            mp,
+            `Invalid value: ${show(iface.macAddress)}: a MAC address is six hex pairs, aa:bb:cc:dd:ee:ff`,
+          ),
+        );
+      else if ((parseInt(iface.macAddress.slice(0, 2), 16) & 1) === 1)
+        out.push(
+          invalid(mp, `Invalid value: ${show(iface.macAddress)}: a multicast MAC address cannot be a NIC's`),
+        );
+    }
+  });
+  networks.forEach((network, i) => {
+    const cidr = network.pod?.vmNetworkCIDR;
+    if (cidr === undefined) return;
+    const parsed = parseIpv4Cidr(cidr);
+    if (parsed === undefined || parsed.prefix > 30)
+      out.push(
+        invalid(
+          netPath.index(i).child('pod', 'vmNetworkCIDR'),
+          `Invalid value: ${show(cidr)}: must be an IPv4 network in CIDR form (host bits zero) of /30 or larger, like 10.0.2.0/24`,
+        ),
+      );
+  });
 }
 
 function validateResources(
@@ -457,6 +529,21 @@ function validateFirmware(spec: VirtualMachineInstanceSpec, base: FieldPath, out
       ),
     );
   }
+  const bootloader = firmware.bootloader;
+  if (bootloader?.bios !== undefined && bootloader.efi !== undefined) {
+    out.push(invalid(p.child('bootloader'), 'set bios or efi, not both'));
+  }
+  // Secure Boot relies on System Management Mode: the launcher turns SMM on for it, so SMM may not be switched off.
+  if (bootloader?.efi !== undefined && bootloader.efi.secureBoot !== false) {
+    if (spec.domain.features?.smm?.enabled === false) {
+      out.push(
+        invalid(
+          base.child('domain', 'features', 'smm', 'enabled'),
+          'EFI Secure Boot needs SMM: leave SMM enabled, or set firmware.bootloader.efi.secureBoot: false',
+        ),
+      );
+    }
+  }
   const kernelBoot = firmware.kernelBoot;
   if (kernelBoot !== undefined) {
     const kp = p.child('kernelBoot');
@@ -484,6 +571,37 @@ function validateFirmware(spec: VirtualMachineInstanceSpec, base: FieldPath, out
         out.push(invalid(kp.child('kernelArgs'), 'kernel arguments need a kernel: set container.kernelPath'));
       }
     }
+  }
+}
+
+/**
+ * What is wrong with a guest time zone, if anything. libvirt passes it to QEMU as TZ, where a name the tz database
+ * does not have (or has in another case) silently means UTC, so the webhook checks it against the tz database.
+ */
+function timeZoneProblem(name: string): string | undefined {
+  const hint = 'use a tz database name such as Europe/Paris';
+  if (!/^[A-Za-z]/.test(name)) return `not a time zone name; ${hint}`;
+  let resolved: string;
+  try {
+    resolved = new Intl.DateTimeFormat('en', { timeZone: name }).resolvedOptions().timeZone;
+  } catch {
+    return `unknown time zone; ${hint}`;
+  }
+  if (resolved !== name && resolved.toLowerCase() === name.toLowerCase())
+    return `time zone names are case-sensitive; use ${show(resolved)}`;
+  return undefined;
+}
+
+function validateClock(spec: VirtualMachineInstanceSpec, base: FieldPath, out: StatusCause[]): void {
+  const clock = spec.domain.clock;
+  if (clock === undefined) return;
+  const p = base.child('domain', 'clock');
+  if (clock.utc !== undefined && clock.timezone !== undefined) {
+    out.push(invalid(p, 'set utc or timezone, not both'));
+  }
+  const problem = clock.timezone === undefined ? undefined : timeZoneProblem(clock.timezone);
+  if (problem !== undefined) {
+    out.push(invalid(p.child('timezone'), `Invalid value: ${show(clock.timezone)}: ${problem}`));
   }
 }
 
@@ -526,10 +644,11 @@ export function validateVirtualMachineInstanceSpecRules(
   const bootOrders = new Map<number, string>();
   validateVolumes(spec, base, options, out);
   validateDisks(spec, base, bootOrders, out);
-  validateNetworks(spec, base, out);
+  validateNetworks(spec, base, options, out);
   validateResources(spec, base, options, out);
   validateCPU(spec, base, out);
   validateFirmware(spec, base, out);
+  validateClock(spec, base, out);
   validateDNS(spec, base, out);
   const machineType = spec.domain.machine?.type;
   if (machineType !== undefined && machineType !== '' && !machineTypeAllowed(options.config, machineType)) {
