@@ -92,7 +92,9 @@ export const LAUNCHER_METHODS = {
   softReboot: { rpc: 'SoftReboot', deadline: 'normal' },
   reset: { rpc: 'Reset', deadline: 'normal' },
   getDomain: { rpc: 'GetDomain', deadline: 'short' },
-  getStats: { rpc: 'GetStats', deadline: 'short' },
+  // libvirt's bulk stats ask QEMU for every group (balloon, block, vCPUs); under TCG on a busy node the first call
+  // after boot took ~4.5 s here, too close to the short deadline.
+  getStats: { rpc: 'GetStats', deadline: 'normal' },
   getGuestInfo: { rpc: 'GetGuestInfo', deadline: 'short' },
   ping: { rpc: 'Ping', deadline: 'short' },
 } as const satisfies MethodTable<LauncherDefinition>;
