@@ -1,0 +1,307 @@
+// VMs on the pod network, end to end. Masquerade: the handler prepares the bridge, tap and NAT
+// rules in the launcher pod, the launcher's DHCP server gives the guest 10.0.2.2, and then another pod reaches the
+// guest's web server on the pod IP through the one port the VMI forwards, but not through a port it does not; the
+// guest reaches a server in another pod (it fetches a token and serves it back); status.interfaces shows the pod IP
+// and `kubectl get vmi` its IP column. Bridge: the guest takes over the pod's address and MAC (DHCP from the
+// launcher), every port reaches it. Bad network specs are refused by the webhook naming the field.
+import type { V1Pod } from '@kubernetes/client-node';
+import { eventually, useTestNamespace } from '@kubevirt-ts/devcluster/testing';
+import { TEST_GUEST_IMAGE } from '@kubevirt-ts/devcluster/stack';
+import { randomBytes } from 'node:crypto';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import {
+  E2E_HOOK_TIMEOUT_MS,
+  E2E_TEST_TIMEOUT_MS,
+  ensureStack,
+  kubectl,
+  kubectlOk,
+  launcherPods,
+  waitRunning,
+  type Stack,
+} from './support/stack.ts';
+
+const ns = useTestNamespace('e2e-network');
+const VM = 'masq-vm';
+const TOKEN = `pod-server-token-${randomBytes(4).toString('hex')}`;
+let stack: Stack;
+let serverIP = '';
+
+/** A pod that runs `script` with the machine's tools (devcluster runs `node:24` pods on the host's files). */
+function shellPod(name: string, script: string): V1Pod {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name },
+    spec: {
+      restartPolicy: 'Never',
+      terminationGracePeriodSeconds: 1,
+      containers: [{ name: 'main', image: 'node:24', command: ['sh', '-c', script] }],
+    },
+  };
+}
+
+async function podIP(name: string): Promise<string> {
+  return eventually(
+    async () => {
+      const pod = await stack.core.readNamespacedPod({ name, namespace: ns.name });
+      return pod.status?.phase === 'Running' && pod.status.podIP ? pod.status.podIP : undefined;
+    },
+    { timeoutMs: 120_000, intervalMs: 1_000, description: `pod ${name} running with an IP` },
+  );
+}
+
+/** Runs a client pod to completion and returns its log. */
+async function runClient(name: string, script: string, timeoutMs: number): Promise<string> {
+  await stack.core.createNamespacedPod({ namespace: ns.name, body: shellPod(name, script) });
+  await eventually(
+    async () => {
+      const pod = await stack.core.readNamespacedPod({ name, namespace: ns.name });
+      return pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed' ? true : undefined;
+    },
+    { timeoutMs, intervalMs: 2_000, description: `client pod ${name} to finish` },
+  );
+  return stack.core.readNamespacedPodLog({ name, namespace: ns.name });
+}
+
+interface StatusInterface {
+  name?: string;
+  mac?: string;
+  ipAddress?: string;
+  ipAddresses?: string[];
+  interfaceName?: string;
+  podInterfaceName?: string;
+  infoSource?: string;
+}
+
+/** The first entry of the VMI's status.interfaces. */
+async function firstInterface(name: string): Promise<StatusInterface | undefined> {
+  const vmi = (await stack.custom.getNamespacedCustomObject({
+    group: 'kubevirt.io',
+    version: 'v1',
+    namespace: ns.name,
+    plural: 'virtualmachineinstances',
+    name,
+  })) as { status?: { interfaces?: StatusInterface[] } };
+  return vmi.status?.interfaces?.[0];
+}
+
+/** A test-guest VM whose pod network interface has `binding` (and ports), with the token-fetching user-data. */
+function guestVm(name: string, binding: Record<string, unknown>): Record<string, unknown> {
+  const userData = fetchTokenScript();
+  return {
+    apiVersion: 'kubevirt.io/v1',
+    kind: 'VirtualMachine',
+    metadata: { name },
+    spec: {
+      runStrategy: 'Always',
+      template: {
+        spec: {
+          domain: {
+            resources: { requests: { memory: '256Mi' } },
+            devices: {
+              disks: [
+                { name: 'rootdisk', disk: { bus: 'virtio' } },
+                { name: 'cloudinitdisk', cdrom: { bus: 'sata' } },
+              ],
+              interfaces: [{ name: 'default', ...binding }],
+            },
+          },
+          networks: [{ name: 'default', pod: {} }],
+          terminationGracePeriodSeconds: 10,
+          volumes: [
+            { name: 'rootdisk', containerDisk: { image: TEST_GUEST_IMAGE } },
+            { name: 'cloudinitdisk', cloudInitNoCloud: { userData } },
+          ],
+        },
+      },
+    },
+  };
+}
+
+beforeAll(async () => {
+  stack = await ensureStack();
+  await stack.core.createNamespacedPod({
+    namespace: ns.name,
+    body: shellPod(
+      'pod-server',
+      `mkdir -p /tmp/www && echo ${TOKEN} > /tmp/www/index.html && exec busybox httpd -f -p 8000 -h /tmp/www`,
+    ),
+  });
+  serverIP = await podIP('pod-server');
+}, E2E_HOOK_TIMEOUT_MS);
+
+/**
+ * The guest's user-data: fetch the token from the server pod and serve it back as fetched.txt. busybox nc, not
+ * wget: the static busybox's wget crashes in glibc's name-service code without NSS modules.
+ */
+function fetchTokenScript(): string {
+  return [
+    '#!/bin/sh',
+    'for i in $(seq 1 90); do',
+    `  if printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc ${serverIP} 8000 > /tmp/reply && grep -q ${TOKEN} /tmp/reply; then`,
+    `    echo ${TOKEN} > /run/www/fetched.txt; echo "guest fetched from pod: ${TOKEN}"; exit 0`,
+    '  fi',
+    '  sleep 2',
+    'done',
+    'echo "guest could not reach the pod server"',
+    '',
+  ].join('\n');
+}
+
+/** A client pod's script: wait until the guest serves the token on port 80, then try port 8080 once. */
+function probeScript(ip: string): string {
+  return [
+    'ok=',
+    'for i in $(seq 1 120); do',
+    `  if out=$(curl -fsS -m 3 http://${ip}:80/fetched.txt 2>&1); then ok=1; break; fi`,
+    '  sleep 2',
+    'done',
+    '[ -n "$ok" ] && echo "port 80: $out" || echo "port 80: unreachable: $out"',
+    `if out=$(curl -fsS -m 5 http://${ip}:8080/ 2>&1); then echo "port 8080: open: $out"; else echo "port 8080: closed: $out"; fi`,
+  ].join('\n');
+}
+
+describe('masquerade binding on the pod network', { timeout: E2E_TEST_TIMEOUT_MS }, () => {
+  let vmPodIP = '';
+
+  it('a VM with a masquerade interface runs, and its status shows the pod IP', async () => {
+    await kubectlOk(
+      stack,
+      ['apply', '-n', ns.name, '-f', '-'],
+      stringify(guestVm(VM, { masquerade: {}, ports: [{ name: 'http', port: 80 }] })),
+    );
+    const vmi = await waitRunning(stack, ns.name, VM);
+    const [pod] = await launcherPods(stack, ns.name, vmi.metadata?.uid ?? '');
+    vmPodIP = pod?.status?.podIP ?? '';
+    expect(vmPodIP).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+    const iface = await eventually(
+      async () => {
+        const first = await firstInterface(VM);
+        return first?.ipAddress ? first : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 1_000, description: 'status.interfaces[0].ipAddress' },
+    );
+    expect(iface).toMatchObject({
+      name: 'default',
+      ipAddress: vmPodIP,
+      ipAddresses: [vmPodIP],
+      podInterfaceName: 'eth0',
+    });
+    expect(iface.mac).toMatch(/^52:54:00(:[0-9a-f]{2}){3}$/);
+    const row = await kubectlOk(stack, ['get', 'vmi', VM, '-n', ns.name]);
+    expect(row).toMatch(new RegExp(`^${VM}\\s+\\S+\\s+Running\\s+${vmPodIP.replaceAll('.', '\\.')}\\s`, 'm'));
+  });
+
+  it('another pod reaches the guest on the forwarded port but not on another, and the guest reached a pod', async () => {
+    // The guest boots under software emulation, takes its lease, starts httpd and fetches the token: wait for the
+    // token to be served back through the forwarded port, then try the port that is not forwarded once.
+    const script = probeScript(vmPodIP);
+    const log = await runClient('client', script, 420_000);
+    expect(log).toContain(`port 80: ${TOKEN}`);
+    expect(log).toContain('port 8080: closed');
+    expect(log).not.toContain('port 8080: open');
+    // The guest agent reports the guest's own view of the NIC; the status keeps the pod IP (what others reach) and
+    // adds the guest's interface name.
+    const iface = await eventually(
+      async () => {
+        const first = await firstInterface(VM);
+        return first?.infoSource === 'domain, guest-agent' ? first : undefined;
+      },
+      { timeoutMs: 180_000, intervalMs: 2_000, description: 'the guest agent to report the interface' },
+    );
+    expect(iface).toMatchObject({ name: 'default', interfaceName: 'eth0', ipAddress: vmPodIP });
+  });
+});
+
+describe('bridge binding on the pod network', { timeout: E2E_TEST_TIMEOUT_MS }, () => {
+  const BRIDGE_VM = 'bridge-vm';
+  let vmPodIP = '';
+
+  it('a VM with a bridge interface runs with the pod IP and the pod MAC', async () => {
+    await kubectlOk(
+      stack,
+      ['apply', '-n', ns.name, '-f', '-'],
+      stringify(guestVm(BRIDGE_VM, { bridge: {} })),
+    );
+    const vmi = await waitRunning(stack, ns.name, BRIDGE_VM);
+    const [pod] = await launcherPods(stack, ns.name, vmi.metadata?.uid ?? '');
+    vmPodIP = pod?.status?.podIP ?? '';
+    expect(vmPodIP).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+    const iface = await eventually(
+      async () => {
+        const first = await firstInterface(BRIDGE_VM);
+        return first?.ipAddress ? first : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 1_000, description: 'status.interfaces[0].ipAddress' },
+    );
+    expect(iface).toMatchObject({ name: 'default', ipAddress: vmPodIP, podInterfaceName: 'eth0' });
+    // The guest took over the pod interface's MAC (the pod side got a locally administered one).
+    expect(iface.mac).toMatch(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
+  });
+
+  it('another pod reaches the guest on the pod IP on every port, and the guest reached a pod', async () => {
+    const log = await runClient('bridge-client', probeScript(vmPodIP), 420_000);
+    expect(log).toContain(`port 80: ${TOKEN}`);
+    // No NAT and no port list: the guest's own 8080 answers too.
+    expect(log).toMatch(/port 8080: open: kubevirt-ts-guest/);
+  });
+});
+
+describe('network spec validation', { timeout: E2E_TEST_TIMEOUT_MS }, () => {
+  function vmi(name: string, interfaces: unknown[], networks: unknown[]): string {
+    return stringify({
+      apiVersion: 'kubevirt.io/v1',
+      kind: 'VirtualMachineInstance',
+      metadata: { name },
+      spec: {
+        domain: {
+          resources: { requests: { memory: '128Mi' } },
+          devices: { disks: [{ name: 'rootdisk', disk: { bus: 'virtio' } }], interfaces },
+        },
+        networks,
+        volumes: [{ name: 'rootdisk', containerDisk: { image: TEST_GUEST_IMAGE } }],
+      },
+    });
+  }
+
+  it('refuses a port out of range, two pod interfaces and an unknown network, naming the field', async () => {
+    const cases: [string, string, RegExp][] = [
+      [
+        'bad-port',
+        vmi(
+          'bad-port',
+          [{ name: 'default', masquerade: {}, ports: [{ port: 70000 }] }],
+          [{ name: 'default', pod: {} }],
+        ),
+        /spec\.domain\.devices\.interfaces\[0\]\.ports\[0\]\.port.*1 to 65535/,
+      ],
+      [
+        'two-pod',
+        vmi(
+          'two-pod',
+          [
+            { name: 'a', masquerade: {} },
+            { name: 'b', masquerade: {} },
+          ],
+          [
+            { name: 'a', pod: {} },
+            { name: 'b', pod: {} },
+          ],
+        ),
+        /spec\.domain\.devices\.interfaces\[1\]\.name.*more than one interface is connected to a pod network/,
+      ],
+      [
+        'no-network',
+        vmi('no-network', [{ name: 'default', masquerade: {} }], [{ name: 'other', pod: {} }]),
+        /spec\.domain\.devices\.interfaces\[0\]\.name.*no network named "default"/,
+      ],
+    ];
+    for (const [name, manifest, message] of cases) {
+      const r = await kubectl(stack, ['apply', '-n', ns.name, '-f', '-'], manifest);
+      expect(r.code, `${name} was accepted`).not.toBe(0);
+      expect(r.stderr).toMatch(new RegExp(`VirtualMachineInstance "${name}" is invalid`));
+      expect(r.stderr).toMatch(message);
+    }
+  });
+});
