@@ -2,7 +2,8 @@
 // rules in the launcher pod, the launcher's DHCP server gives the guest 10.0.2.2, and then another pod reaches the
 // guest's web server on the pod IP through the one port the VMI forwards, but not through a port it does not; the
 // guest reaches a server in another pod (it fetches a token and serves it back); status.interfaces shows the pod IP
-// and `kubectl get vmi` its IP column. Bridge: the guest takes over the pod's address and MAC (DHCP from the
+// and `kubectl get vmi` its IP column; `virtctl expose vm` puts a Service in front of it that a pod reaches by its DNS
+// name (kube-proxy and CoreDNS in devcluster). Bridge: the guest takes over the pod's address and MAC (DHCP from the
 // launcher), every port reaches it. Bad network specs are refused by the webhook naming the field.
 import type { V1Pod } from '@kubernetes/client-node';
 import { eventually, useTestNamespace } from '@kubevirt-ts/devcluster/testing';
@@ -17,6 +18,7 @@ import {
   kubectl,
   kubectlOk,
   launcherPods,
+  virtctlOk,
   waitRunning,
   type Stack,
 } from './support/stack.ts';
@@ -211,6 +213,45 @@ describe('masquerade binding on the pod network', { timeout: E2E_TEST_TIMEOUT_MS
       { timeoutMs: 180_000, intervalMs: 2_000, description: 'the guest agent to report the interface' },
     );
     expect(iface).toMatchObject({ name: 'default', interfaceName: 'eth0', ipAddress: vmPodIP });
+  });
+
+  it('virtctl expose vm: a pod reaches the guest’s port 80 through the Service’s port 8000 by its DNS name', async () => {
+    const SERVICE = 'masq-http';
+    expect(
+      await virtctlOk(stack, [
+        'expose',
+        'vm',
+        VM,
+        '--port',
+        '8000',
+        '--target-port',
+        '80',
+        '--name',
+        SERVICE,
+        '-n',
+        ns.name,
+      ]),
+    ).toBe(`Service ${SERVICE} successfully created for vm ${VM}\n`);
+    const service = await stack.core.readNamespacedService({ name: SERVICE, namespace: ns.name });
+    expect(service.spec?.selector).toEqual({ 'vmi.kubevirt.io/id': VM });
+    expect(service.metadata?.ownerReferences).toMatchObject([{ kind: 'VirtualMachine', name: VM }]);
+    // The guest already serves the token (previous test); wait only for the EndpointSlice to reach kube-proxy. The
+    // full name first, then the short one through the pod's search domains.
+    const fqdn = `${SERVICE}.${ns.name}.svc.cluster.local`;
+    const log = await runClient(
+      'service-client',
+      [
+        'for i in $(seq 1 60); do',
+        `  if out=$(curl -fsS -m 3 http://${fqdn}:8000/fetched.txt 2>&1); then break; fi`,
+        '  sleep 2',
+        'done',
+        'echo "fqdn: $out"',
+        `echo "short: $(curl -fsS -m 5 http://${SERVICE}:8000/fetched.txt 2>&1)"`,
+      ].join('\n'),
+      240_000,
+    );
+    expect(log).toContain(`fqdn: ${TOKEN}`);
+    expect(log).toContain(`short: ${TOKEN}`);
   });
 });
 

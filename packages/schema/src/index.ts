@@ -13,6 +13,7 @@ export * from './crd.ts';
 export * from './config.ts';
 export * from './quantity.ts';
 export * from './uuid.ts';
+export * from './vmi-id.ts';
 export * from './network.ts';
 export * from './defaults.ts';
 export * from './instancetype.ts';

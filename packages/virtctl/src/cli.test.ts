@@ -103,6 +103,106 @@ describe('parseCommandLine', () => {
   });
 });
 
+describe('expose', () => {
+  it('reads the kind, the name and the Service flags, with KubeVirt’s defaults', () => {
+    expect(
+      parseCommandLine(['expose', 'vm', 'masq-vm', '--port', '8000', '--target-port=80', '-n', 'ns1']),
+    ).toEqual({
+      connection: { kubeconfig: undefined, context: undefined, namespace: 'ns1' },
+      command: {
+        name: 'expose',
+        kind: 'vm',
+        target: 'masq-vm',
+        options: {
+          serviceName: undefined,
+          port: 8000,
+          targetPort: 80,
+          portName: undefined,
+          protocol: 'TCP',
+          type: 'ClusterIP',
+          clusterIP: undefined,
+          externalIP: undefined,
+          ipFamilies: [],
+          ipFamilyPolicy: undefined,
+        },
+      },
+    });
+    expect(
+      parseCommandLine([
+        'expose',
+        'VirtualMachineInstance',
+        'a',
+        '--name=ssh',
+        '--port=22',
+        '--target-port=ssh',
+        '--protocol=udp',
+        '--port-name=p',
+        '--type=nodeport',
+        '--cluster-ip=None',
+        '--external-ip=192.0.2.1',
+        '--ip-family=IPv4,IPv6',
+        '--ip-family-policy=RequireDualStack',
+      ]).command,
+    ).toEqual({
+      name: 'expose',
+      kind: 'vmi',
+      target: 'a',
+      options: {
+        serviceName: 'ssh',
+        port: 22,
+        targetPort: 'ssh',
+        portName: 'p',
+        protocol: 'UDP',
+        type: 'NodePort',
+        clusterIP: 'None',
+        externalIP: '192.0.2.1',
+        ipFamilies: ['IPv4', 'IPv6'],
+        ipFamilyPolicy: 'RequireDualStack',
+      },
+    });
+    expect(parseCommandLine(['expose', 'vmirs', 'rs']).command).toMatchObject({
+      kind: 'vmirs',
+      options: { port: undefined },
+    });
+  });
+
+  it('refuses a wrong kind, a bad port, flags that need --port, and unknown types, naming the flag', () => {
+    expect(usageError(['expose', 'pod', 'a', '--port=1'])).toBe(
+      '"expose" takes vm, vmi or vmirs as its first argument, not "pod"; usage: virtctl expose vm|vmi|vmirs NAME ' +
+        '[--port=PORT [--target-port=PORT]] [--type=ClusterIP|NodePort|LoadBalancer] [--name=SERVICE] [FLAGS]',
+    );
+    expect(usageError(['expose', 'vm'])).toContain(
+      '"expose" takes a kind (vm, vmi or vmirs) and a name, got vm',
+    );
+    expect(usageError(['expose', 'vm', 'a', '--port=0'])).toBe('--port must be between 1 and 65535, got 0');
+    expect(usageError(['expose', 'vm', 'a', '--port=http'])).toBe('--port takes a whole number, not "http"');
+    expect(usageError(['expose', 'vm', 'a', '--target-port=80'])).toBe(
+      '--target-port describes --port, which is missing; pass --port too (without --port the Service serves the ' +
+        'ports the pod network interface lists)',
+    );
+    expect(usageError(['expose', 'vm', 'a', '--protocol=UDP'])).toMatch(/^--protocol describes --port/);
+    expect(usageError(['expose', 'vm', 'a', '--port=1', '--type=ExternalName'])).toBe(
+      '--type ExternalName is not supported: a Service of that type selects no pods',
+    );
+    expect(usageError(['expose', 'vm', 'a', '--port=1', '--target-port=Web'])).toMatch(
+      /^--target-port takes a port number \(1 to 65535\) or a port name/,
+    );
+    expect(usageError(['expose', 'vm', 'a', '--name='])).toBe('--name must not be empty');
+    expect(usageError(['expose', 'vm', 'a', '--nmae=x'])).toContain(
+      'unknown flag --nmae for "expose" (did you mean name?)',
+    );
+  });
+
+  it('has help that explains the selector and every flag', () => {
+    const help = helpText('expose', 'virtctl');
+    expect(help).toContain('vmi.kubevirt.io/id');
+    for (const flag of ['--name', '--port', '--target-port', '--protocol', '--type', '--cluster-ip']) {
+      expect(help).toContain(`  ${flag} `);
+    }
+    expect(helpText(undefined, 'virtctl')).toMatch(/^ {2}expose +Expose a VM, VMI or VMI replica set/m);
+  });
+});
+
 describe('programName', () => {
   it('is "kubectl virt" when run as the kubectl plugin', () => {
     expect(programName('/usr/local/bin/kubectl-virt')).toBe('kubectl virt');

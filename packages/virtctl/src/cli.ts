@@ -4,6 +4,16 @@
 import { parseArgs } from 'node:util';
 import { UsageError } from './errors.ts';
 import type { ConnectionFlags } from './client.ts';
+import {
+  exposeKind,
+  parseIPFamilies,
+  parseIPFamilyPolicy,
+  parseProtocol,
+  parseServiceType,
+  parseTargetPort,
+  type ExposeKind,
+  type ExposeOptions,
+} from './expose.ts';
 
 export type Command =
   | { name: 'start'; target: string; paused: boolean; dryRun: boolean }
@@ -12,6 +22,7 @@ export type Command =
   | { name: 'softreboot' | 'guestosinfo'; target: string }
   | { name: 'console'; target: string; timeoutMinutes: number }
   | { name: 'vnc'; target: string; proxyOnly: boolean; port: number; address: string }
+  | { name: 'expose'; kind: ExposeKind; target: string; options: ExposeOptions }
   | { name: 'version' }
   | { name: 'help'; topic: string | undefined };
 
@@ -29,7 +40,10 @@ const GLOBAL: Record<string, OptionSpec> = {
   help: { type: 'boolean', short: 'h' },
 };
 
-const COMMANDS: Record<string, { usage: string; summary: string; options: Record<string, OptionSpec> }> = {
+const COMMANDS: Record<
+  string,
+  { usage: string; summary: string; details?: string; options: Record<string, OptionSpec> }
+> = {
   start: {
     usage: 'start VM [--paused] [--dry-run]',
     summary: 'Start a virtual machine.',
@@ -83,6 +97,39 @@ const COMMANDS: Record<string, { usage: string; summary: string; options: Record
     summary: 'Open a VNC connection to a virtual machine instance.',
     options: { 'proxy-only': { type: 'boolean' }, port: { type: 'string' }, address: { type: 'string' } },
   },
+  expose: {
+    usage:
+      'expose vm|vmi|vmirs NAME [--port=PORT [--target-port=PORT]] [--type=ClusterIP|NodePort|LoadBalancer] ' +
+      '[--name=SERVICE] [FLAGS]',
+    summary: 'Expose a VM, VMI or VMI replica set as a new Service.',
+    details:
+      'The Service selects the launcher pod of the VM or VMI by its vmi.kubevirt.io/id label (a replica set’s\n' +
+      'pods by its selector’s matchLabels) and is owned by the object it exposes.\n\n' +
+      'Flags:\n' +
+      '  --name NAME              the Service’s name (default: the name of the object exposed)\n' +
+      '  --port PORT              the port the Service serves on (default: the ports the VM’s pod network\n' +
+      '                           interface lists, named port-1, port-2, ...)\n' +
+      '  --target-port PORT|NAME  the port of the VM behind --port (default: the same as --port)\n' +
+      '  --protocol TCP|UDP       the protocol of --port (default TCP)\n' +
+      '  --port-name NAME         the name of --port in the Service\n' +
+      '  --type TYPE              ClusterIP (default), NodePort or LoadBalancer\n' +
+      '  --cluster-ip IP          the ClusterIP to ask for; None for a headless Service\n' +
+      '  --external-ip IP         an external IP the Service also accepts traffic on\n' +
+      '  --ip-family FAMILIES     IPv4, IPv6, IPv4,IPv6 or IPv6,IPv4\n' +
+      '  --ip-family-policy P     SingleStack, PreferDualStack (the default for two families) or RequireDualStack\n',
+    options: {
+      name: { type: 'string' },
+      port: { type: 'string' },
+      'target-port': { type: 'string' },
+      protocol: { type: 'string' },
+      'port-name': { type: 'string' },
+      type: { type: 'string' },
+      'cluster-ip': { type: 'string' },
+      'external-ip': { type: 'string' },
+      'ip-family': { type: 'string' },
+      'ip-family-policy': { type: 'string' },
+    },
+  },
   version: { usage: 'version', summary: 'Print the client and server versions.', options: {} },
   help: { usage: 'help [COMMAND]', summary: 'Show help for virtctl or one of its commands.', options: {} },
 };
@@ -100,7 +147,8 @@ export function helpText(topic?: string, program = programName()): string {
     '  -n, --namespace NS  the namespace of the VM (default: the context’s, then "default")\n';
   const spec = topic === undefined ? undefined : COMMANDS[topic];
   if (spec !== undefined && topic !== undefined) {
-    return `${spec.summary}\n\nUsage:\n  ${program} ${spec.usage}\n\n${connection}`;
+    const details = spec.details === undefined ? '' : `${spec.details}\n`;
+    return `${spec.summary}\n\nUsage:\n  ${program} ${spec.usage}\n\n${details}${connection}`;
   }
   const width = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
@@ -155,6 +203,45 @@ function integer(flag: string, raw: string | undefined, min: number, max: number
   const n = Number(raw);
   if (n < min || n > max) throw new UsageError(`--${flag} must be between ${min} and ${max}, got ${n}`);
   return n;
+}
+
+/** The flags of `expose`, checked: what is wrong names the flag. */
+function exposeOptions(values: Record<string, string | boolean | undefined>): ExposeOptions {
+  const text = (key: string): string | undefined => {
+    const value = values[key] as string | undefined;
+    return value === '' ? undefined : value;
+  };
+  if (values.name === '') throw new UsageError('--name must not be empty');
+  const port = integer('port', text('port'), 1, 65535);
+  if (port === undefined) {
+    for (const needsPort of ['target-port', 'protocol', 'port-name']) {
+      if (text(needsPort) !== undefined) {
+        throw new UsageError(
+          `--${needsPort} describes --port, which is missing; pass --port too (without --port the Service ` +
+            'serves the ports the pod network interface lists)',
+        );
+      }
+    }
+  }
+  const raw = {
+    targetPort: text('target-port'),
+    protocol: text('protocol'),
+    type: text('type'),
+    ipFamily: text('ip-family'),
+    ipFamilyPolicy: text('ip-family-policy'),
+  };
+  return {
+    serviceName: text('name'),
+    port,
+    targetPort: raw.targetPort === undefined ? undefined : parseTargetPort(raw.targetPort),
+    portName: text('port-name'),
+    protocol: raw.protocol === undefined ? 'TCP' : parseProtocol(raw.protocol),
+    type: raw.type === undefined ? 'ClusterIP' : parseServiceType(raw.type),
+    clusterIP: text('cluster-ip'),
+    externalIP: text('external-ip'),
+    ipFamilies: raw.ipFamily === undefined ? [] : parseIPFamilies(raw.ipFamily),
+    ipFamilyPolicy: raw.ipFamilyPolicy === undefined ? undefined : parseIPFamilyPolicy(raw.ipFamilyPolicy),
+  };
 }
 
 /**
@@ -295,6 +382,16 @@ export function parseCommandLine(argv: string[], program = programName()): Invoc
           address: (flag('address') as string | undefined) ?? '127.0.0.1',
         },
       };
+    case 'expose': {
+      const [kindWord, target] = expect(2, 'a kind (vm, vmi or vmirs) and a name');
+      const kind = exposeKind(kindWord ?? '');
+      if (kind === undefined) {
+        throw new UsageError(
+          `"expose" takes vm, vmi or vmirs as its first argument, not "${kindWord}"; usage: ${program} ${spec.usage}`,
+        );
+      }
+      return { connection, command: { name, kind, target: target ?? '', options: exposeOptions(values) } };
+    }
     case 'version':
       expect(0, 'no arguments');
       return { connection, command: { name } };

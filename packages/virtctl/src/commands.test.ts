@@ -193,6 +193,97 @@ describe('lifecycle commands', () => {
   });
 });
 
+describe('expose', () => {
+  const vm = {
+    apiVersion: 'kubevirt.io/v1',
+    kind: 'VirtualMachine',
+    metadata: { name: 'masq-vm', namespace: 'team-a', uid: 'u-1' },
+    spec: { template: { spec: { domain: { devices: {} } } } },
+  };
+
+  it('reads the VM, then POSTs a Service selecting its launcher pod, owned by the VM', async () => {
+    answer = (req) => (req.method === 'GET' ? { status: 200, body: vm } : { status: 201, body: req.body });
+    const result = await run(['expose', 'vm', 'masq-vm', '--port', '8000', '--target-port', '80']);
+    expect(result).toEqual({ stdout: 'Service masq-vm successfully created for vm masq-vm\n' });
+    expect(seen.map((s) => `${s.method} ${s.url}`)).toEqual([
+      'GET /apis/kubevirt.io/v1/namespaces/team-a/virtualmachines/masq-vm',
+      'POST /api/v1/namespaces/team-a/services',
+    ]);
+    expect(seen[1]?.body).toMatchObject({
+      metadata: {
+        name: 'masq-vm',
+        namespace: 'team-a',
+        ownerReferences: [{ kind: 'VirtualMachine', name: 'masq-vm', uid: 'u-1', controller: true }],
+      },
+      spec: {
+        type: 'ClusterIP',
+        selector: { 'vmi.kubevirt.io/id': 'masq-vm' },
+        ports: [{ protocol: 'TCP', port: 8000, targetPort: 80 }],
+      },
+    });
+  });
+
+  it('says clearly when the VM is missing, the Service exists, the name is invalid, or RBAC refuses', async () => {
+    answer = () => ({
+      status: 404,
+      body: {
+        kind: 'Status',
+        code: 404,
+        reason: 'NotFound',
+        details: { name: 'nope', kind: 'virtualmachines' },
+      },
+    });
+    expect((await run(['expose', 'vm', 'nope', '--port=1'])).error?.message).toBe(
+      'VirtualMachine "nope" not found in namespace "team-a"',
+    );
+    answer = (req) =>
+      req.method === 'GET'
+        ? { status: 200, body: vm }
+        : { status: 409, body: { kind: 'Status', code: 409, reason: 'AlreadyExists' } };
+    expect((await run(['expose', 'vm', 'masq-vm', '--port=1', '--name=web'])).error?.message).toBe(
+      'Service "web" already exists in namespace "team-a": choose another name with --name, or delete it ' +
+        '(kubectl delete service web -n team-a)',
+    );
+    answer = (req) =>
+      req.method === 'GET'
+        ? { status: 200, body: vm }
+        : {
+            status: 422,
+            body: {
+              kind: 'Status',
+              code: 422,
+              reason: 'Invalid',
+              message:
+                'Service "a.b" is invalid: metadata.name: Invalid value: "a.b": a DNS-1035 label must ...',
+            },
+          };
+    expect((await run(['expose', 'vm', 'masq-vm', '--port=1', '--name=a.b'])).error?.message).toBe(
+      'cannot create Service team-a/a.b: Service "a.b" is invalid: metadata.name: Invalid value: "a.b": a ' +
+        'DNS-1035 label must ...; choose a valid Service name with --name',
+    );
+    answer = (req) =>
+      req.method === 'GET'
+        ? { status: 200, body: vm }
+        : { status: 403, body: { kind: 'Status', code: 403, message: 'User "bob" cannot create services' } };
+    expect((await run(['expose', 'vm', 'masq-vm', '--port=1'])).error?.message).toBe(
+      'forbidden: you may not create Services in namespace "team-a": this needs verb "create" on "services" in ' +
+        'the core API group (the edit or admin role has it; ask your cluster administrator)\n' +
+        '  the API server said: User "bob" cannot create services',
+    );
+    answer = () => ({ status: 403, body: { kind: 'Status', code: 403, message: 'no' } });
+    expect((await run(['expose', 'vmi', 'v', '--port=1'])).error?.message).toMatch(
+      /^forbidden: you may not read VirtualMachineInstance team-a\/v \(to expose it\): this needs verb "get" on "virtualmachineinstances" in API group "kubevirt.io"/,
+    );
+  });
+
+  it('fails before creating anything when the VM declares no ports and --port is missing', async () => {
+    answer = () => ({ status: 200, body: vm });
+    const result = await run(['expose', 'vm', 'masq-vm']);
+    expect(result.error?.message).toMatch(/declares no ports; pass the port to serve with --port/);
+    expect(seen.map((s) => s.method)).toEqual(['GET']);
+  });
+});
+
 describe('vnc --proxy-only', () => {
   it('prints {"port": N}; a viewer there gets the guest’s RFB greeting and its bytes reach the guest', async () => {
     const running = run(['vnc', 'vm1', '--proxy-only']);

@@ -1,5 +1,6 @@
 // What each virtctl command does: the subresources.kubevirt.io call (the same paths and bodies as KubeVirt's
-// virtctl, so either client works against either server), and what it prints.
+// virtctl, so either client works against either server), or for `expose` the core Service (expose.ts), and what
+// it prints.
 import type { Readable, Writable } from 'node:stream';
 import { createRequire } from 'node:module';
 import type { WebSocket } from 'ws';
@@ -7,6 +8,7 @@ import { ApiClient, UpgradeRefused, type ConnectionFlags } from './client.ts';
 import type { Command, Invocation } from './cli.ts';
 import { helpText } from './cli.ts';
 import { attachConsole } from './console.ts';
+import { expose } from './expose.ts';
 import { SUBRESOURCE_GROUP, VirtctlError, failure, statusOf, type Action } from './errors.ts';
 import { proxyVnc } from './vnc.ts';
 
@@ -243,6 +245,8 @@ export async function execute(
         stderr: io.stderr,
       });
     }
+    case 'expose':
+      return say(await expose(client, command.kind, command.target, command.options));
     case 'version': {
       say(`Client Version: ${clientVersion()}`);
       const res = await client.request('GET', `/apis/${GROUP_VERSION}/version`);

@@ -14,4 +14,12 @@ export {
   type ApiStatus,
   type Kind,
 } from './errors.ts';
+export {
+  buildService,
+  expose,
+  exposeKind,
+  podNetworkPorts,
+  type ExposeKind,
+  type ExposeOptions,
+} from './expose.ts';
 export { proxyVnc, type VncOptions } from './vnc.ts';

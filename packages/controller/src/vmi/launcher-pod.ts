@@ -4,7 +4,6 @@
 // the emptyDirs it shares with virt-handler, one volume per disk source, resources (guest memory + overhead, CPU by
 // the allocation ratio, the device-plugin resources), placement copied from the VMI, and the readiness gate that
 // turns a paused guest into a not-ready pod.
-import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import type {
   V1Container,
@@ -20,6 +19,7 @@ import {
   featureGateEnabled,
   launcherComputeResources,
   launcherMemoryOverhead,
+  vmiIdLabel,
   type ClusterConfig,
   type PullPolicy,
 } from '@kubevirt-ts/schema';
@@ -84,14 +84,8 @@ export class PvcNotFoundError extends Error {
   }
 }
 
-const DNS1035_LABEL_MAX = 63;
-
-/** KubeVirt's vmi.kubevirt.io/id: the name, or when too long for a label its prefix and 8 hex digits of its SHA-1. */
-export function vmiIdLabel(name: string): string {
-  if (name.length <= DNS1035_LABEL_MAX) return name;
-  const hash = createHash('sha1').update(name).digest('hex').slice(0, 8);
-  return `${name.slice(0, DNS1035_LABEL_MAX - 8 - 1)}-${hash}`;
-}
+/** KubeVirt's vmi.kubevirt.io/id, defined once in the schema because `virtctl expose` selects by it. */
+export { vmiIdLabel };
 
 /** The guest's host name: spec.hostname, else the VMI name up to its first dot, cut to a DNS label. */
 export function launcherHostname(vmi: VMI): string {
