@@ -44,7 +44,8 @@ const USAGE = `usage: devcluster COMMAND
                            up, run CMD inside the namespace with KUBEVIRT_TS_INTEGRATION=1, down; exits with CMD's code
                            (${ENV.mode}=keep: use a running devcluster and leave it up; --simulate-pods: nodes in
                            simulate mode, for control-plane benchmarks)
-  demo                     2 nodes, helm install the chart, boot examples/vm-demo.yaml and show its console
+  demo                     2 nodes, helm install the chart, boot examples/vm-demo.yaml, show its IP and console,
+                           and fetch the guest's web page from another pod
   expose NAME --port P [--target-port T] [--namespace NS] [--address IP]
                            a selector-less Service + EndpointSlice so the API server reaches a process run from source
   build [--force]          only build/fetch the binaries into the cache

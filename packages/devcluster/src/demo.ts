@@ -1,16 +1,28 @@
 // `make demo` (devcluster demo): the whole stack on this machine, the way a user meets it on a real cluster. It
 // brings devcluster up with two nodes, puts the test guest into the nodes' image store, `helm install`s the chart
 // (useEmulation=true: the services run as pods on the nodes, from this working tree's source), applies
-// examples/vm-demo.yaml, says what it waits for until the VM runs, shows the guest's console, and prints the next
-// commands and how long each step took. Where a piece of the stack is missing or failing it stops and says which,
-// with the last state it saw; it never shows a console it did not read.
+// examples/vm-demo.yaml, says what it waits for until the VM runs, shows the VM's IP (status.interfaces, as
+// `kubectl get vmi` does) and the guest's console with the address the guest took by DHCP, has a client pod fetch the
+// guest's web page from that IP, and prints the next commands and how long each step took. Where a piece of the
+// stack is missing or failing it stops and says which, with the last state it saw; it never shows a console it did
+// not read nor claims a network it did not check.
 import { readFile, mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { binaryCache, pinnedVersions } from './binaries.ts';
 import { loadKubeConfig, up } from './cluster.ts';
 import { DevclusterError, errorMessage } from './errors.ts';
+import {
+  clientPod,
+  clientResult,
+  describeGuestNetwork,
+  GUEST_HTTP_PORT,
+  guestNetwork,
+  httpUrl,
+  reachCommands,
+  vmiIP,
+} from './demo-network.ts';
 import { defaultCacheRoot } from './layout.ts';
 import { ensureTestGuestImage } from './node/images.ts';
 import { repoRoot as workingTree } from './node/setup.ts';
@@ -43,6 +55,12 @@ export const DEMO_STARTED_ENV = 'KUBEVIRT_TS_DEMO_STARTED';
 const STACK_TIMEOUT_MS = 300_000;
 const VM_TIMEOUT_MS = 300_000;
 const CONSOLE_TIMEOUT_MS = 120_000;
+/** virt-handler reports status.interfaces once the domain runs; the e2e network test allows it 60 s. */
+const IP_TIMEOUT_MS = 120_000;
+/** The client pod retries for about a minute (demo-network.ts); this covers its start and those retries. */
+const CLIENT_TIMEOUT_MS = 180_000;
+/** The pod that fetches the guest's page in step 7; deleted once it reached the guest. */
+const CLIENT_POD = `${DEMO_VM.name}-client`;
 /** Boot-log lines shown from the serial log (the kernel's messages before them are many and alike). */
 const BOOT_TAIL_LINES = 20;
 /** A kernel log line on the console: `[    3.436363] …`. */
@@ -118,9 +136,15 @@ async function virtctlCommand(repo: string): Promise<string> {
     : 'node --conditions=@kubevirt-ts/source packages/virtctl/src/main.ts';
 }
 
+interface ConsoleShown {
+  via: 'virtctl console' | 'serial log';
+  /** Every console line the demo read (and showed, the kernel's alike boot messages counted rather than shown). */
+  lines: string[];
+}
+
 /**
  * Shows the guest's console until the marker and the ready line: through `virtctl console` when virtctl exists,
- * else from the launcher's serial log on the node. Returns which one it used.
+ * else from the launcher's serial log on the node. Returns which one it used and the lines it read.
  */
 async function showConsole(
   state: ClusterState,
@@ -128,7 +152,7 @@ async function showConsole(
   vmi: VmiView,
   pod: { uid: string; node: string },
   say: (line: string) => void,
-): Promise<'virtctl console' | 'serial log'> {
+): Promise<ConsoleShown> {
   const kubeconfig = state.kubeconfigs.adminHost;
   const serialLog = serialLogFile(state.stateDir, pod.node, pod.uid);
   // The kernel's boot messages are hundreds of alike lines: the first one is shown, the rest counted.
@@ -169,13 +193,16 @@ async function showConsole(
         await new Promise((resolve) => setTimeout(resolve, 300));
         print(consoleLines(pending));
         pending = '';
+        const lines = consoleLines(session.text);
         if (booted) {
           say(
             `(the guest had booted before virtctl attached; its boot lines, from the serial log on ${pod.node}:)`,
           );
-          print(bootLines(await readSerialLog(serialLog)));
+          const log = await readSerialLog(serialLog);
+          print(bootLines(log));
+          lines.unshift(...consoleLines(log));
         }
-        return 'virtctl console';
+        return { via: 'virtctl console', lines };
       } catch (err) {
         say(`virtctl console did not work: ${errorMessage(err)}`);
         say('falling back to the serial log on the node');
@@ -203,7 +230,82 @@ async function showConsole(
     text = await readSerialLog(serialLog);
   }
   print(bootLines(text));
-  return 'serial log';
+  return { via: 'serial log', lines: consoleLines(text) };
+}
+
+/** Waits until virt-handler reports the VM's IP in status.interfaces, which is what `kubectl get vmi` shows. */
+async function waitForVmIP(
+  vms: VmClient,
+  say: (line: string) => void,
+): Promise<{ ip: string; vmi: VmiView }> {
+  const deadline = Date.now() + IP_TIMEOUT_MS;
+  let said = false;
+  for (;;) {
+    const vmi = await vms.vmi(DEMO_VM.namespace, DEMO_VM.name);
+    const ip = vmiIP(vmi);
+    if (vmi && ip) return { ip, vmi };
+    if (!said) say("  waiting for virt-handler to report the VM's address (status.interfaces)");
+    said = true;
+    if (Date.now() > deadline) {
+      throw new DevclusterError(
+        `VMI ${DEMO_VM.name} is ${vmi?.status?.phase ?? 'gone'}, but after ${IP_TIMEOUT_MS / 1000} s its status.interfaces has no ipAddress (${JSON.stringify(vmi?.status?.interfaces ?? [])})`,
+        `kubectl get vmi ${DEMO_VM.name} -o yaml; kubectl logs -n ${CHART_NAMESPACE} -l kubevirt.io=virt-handler (the pod on ${vmi?.status?.nodeName ?? "the VMI's node"})`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+  }
+}
+
+/**
+ * Runs a client pod that fetches the guest's page from `ip`, as any pod of the cluster would, and returns where it
+ * ran and what it got. The pod is deleted once it reached the guest; otherwise it stays for a look.
+ */
+async function fetchFromPod(
+  kc: KubeConfig,
+  ip: string,
+): Promise<{ node: string; podIP: string; result: ReturnType<typeof clientResult> }> {
+  const core = kc.makeApiClient(CoreV1Api);
+  const { namespace } = DEMO_VM;
+  const remove = () =>
+    core.deleteNamespacedPod({ name: CLIENT_POD, namespace, gracePeriodSeconds: 0 }).catch((err: unknown) => {
+      if (!(err instanceof ApiException && err.code === 404)) throw err;
+    });
+  const gone = async () => {
+    const deadline = Date.now() + 60_000;
+    while (
+      await core.readNamespacedPod({ name: CLIENT_POD, namespace }).then(
+        () => true,
+        () => false,
+      )
+    ) {
+      if (Date.now() > deadline)
+        throw new DevclusterError(`the pod ${namespace}/${CLIENT_POD} of an earlier demo is not going away`);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  };
+  await remove();
+  await gone();
+  await core.createNamespacedPod({
+    namespace,
+    body: clientPod(CLIENT_POD, httpUrl(ip, GUEST_HTTP_PORT), { app: CLIENT_POD }),
+  });
+  const deadline = Date.now() + CLIENT_TIMEOUT_MS;
+  for (;;) {
+    const pod = await core.readNamespacedPod({ name: CLIENT_POD, namespace });
+    const phase = pod.status?.phase;
+    if (phase === 'Succeeded' || phase === 'Failed') {
+      const result = clientResult(await core.readNamespacedPodLog({ name: CLIENT_POD, namespace }));
+      if (result.reached) await remove();
+      return { node: pod.spec?.nodeName ?? '?', podIP: pod.status?.podIP ?? '?', result };
+    }
+    if (Date.now() > deadline) {
+      throw new DevclusterError(
+        `the client pod ${namespace}/${CLIENT_POD} did not finish within ${CLIENT_TIMEOUT_MS / 1000} s (phase ${phase ?? 'unknown'})`,
+        `kubectl describe pod ${CLIENT_POD}; kubectl logs ${CLIENT_POD}`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+  }
 }
 
 /** The boot log, shortened: the kernel's first line, then the last lines (the guest's own messages and prompt). */
@@ -259,7 +361,7 @@ async function demo(options: DemoOptions): Promise<number> {
   };
   const progress = (line: string) => say(`  ${line}`);
 
-  say(`[1/6] devcluster with ${nodes} nodes`);
+  say(`[1/7] devcluster with ${nodes} nodes`);
   const result = await up({ progress, nodes, cacheRoot });
   const state = result.state;
   const nodeCount = state.nodes?.nodes.length ?? 0;
@@ -279,12 +381,12 @@ async function demo(options: DemoOptions): Promise<number> {
   say(`  nodes Ready: ${nodeNames.join(', ')}`);
   step(result.alreadyRunning ? 'devcluster (already running)' : 'devcluster up');
 
-  say("[2/6] the test guest in the nodes' image store");
+  say("[2/7] the test guest in the nodes' image store");
   const imageDir = await ensureTestGuestImage(join(cacheRoot, 'images'), TEST_GUEST_IMAGE, progress);
   say(`  ${TEST_GUEST_IMAGE} → ${imageDir}`);
   step('test guest image');
 
-  say(`[3/6] helm install ${CHART_RELEASE} (namespace ${CHART_NAMESPACE}, useEmulation=true)`);
+  say(`[3/7] helm install ${CHART_RELEASE} (namespace ${CHART_NAMESPACE}, useEmulation=true)`);
   const helm = join(state.binDir, 'helm');
   await installChart({
     helm,
@@ -299,7 +401,7 @@ async function demo(options: DemoOptions): Promise<number> {
   );
   step('helm install, stack Ready');
 
-  say(`[4/6] kubectl apply -f ${DEMO_VM.file}`);
+  say(`[4/7] kubectl apply -f ${DEMO_VM.file}`);
   const kubectl = join(state.binDir, 'kubectl');
   const env = { ...process.env, KUBECONFIG: state.kubeconfigs.adminHost };
   const vms = new VmClient(kc);
@@ -317,24 +419,43 @@ async function demo(options: DemoOptions): Promise<number> {
   );
   step(replacing ? 'VM applied (after deleting the earlier demo VM)' : 'VM applied');
 
-  say(`[5/6] waiting for ${DEMO_VM.name} to run`);
+  say(`[5/7] waiting for ${DEMO_VM.name} to run`);
   const vmi = await waitForVmiRunning(vms, DEMO_VM.namespace, DEMO_VM.name, {
     progress,
     timeoutMs: VM_TIMEOUT_MS,
   });
+  const { ip } = await waitForVmIP(vms, say);
   const snapshot = await vms.snapshot(DEMO_VM.namespace, DEMO_VM.name);
   const podUid = snapshot.pod?.metadata?.uid;
   const node = vmi.status?.nodeName ?? snapshot.pod?.spec?.nodeName;
   say(
     `  ${(await run(kubectl, ['get', 'vm,vmi', '-n', DEMO_VM.namespace, '-o', 'wide'], env)).trimEnd().replace(/\n/g, '\n  ')}`,
   );
-  step('VM Running');
+  const launcherIP = snapshot.pod?.status?.podIP;
+  say(
+    `  IP ${ip} (status.interfaces[0].ipAddress)${launcherIP === ip ? `: the address of its launcher pod ${snapshot.pod?.metadata?.name ?? ''}` : launcherIP ? `; its launcher pod has ${launcherIP}` : ''}`,
+  );
+  step('VM Running, IP reported');
 
-  say("[6/6] the guest's console");
+  say("[6/7] the guest's console");
   if (!podUid || !node)
     throw new DevclusterError(`VMI ${DEMO_VM.name} is Running but has no launcher pod or node`);
-  const via = await showConsole(state, repo, vmi, { uid: podUid, node }, say);
-  step(`guest booted, console (${via})`);
+  const shown = await showConsole(state, repo, vmi, { uid: podUid, node }, say);
+  const guest = guestNetwork(shown.lines);
+  say(`  the guest's own view (its console): ${describeGuestNetwork(guest)}`);
+  step(`guest booted, console (${shown.via})`);
+
+  const url = httpUrl(ip, GUEST_HTTP_PORT);
+  say(`[7/7] another pod fetches ${url} (the guest's web server, through the VM's IP)`);
+  const client = await fetchFromPod(kc, ip);
+  if (!client.result.reached) {
+    throw new DevclusterError(
+      `the pod ${CLIENT_POD} (on ${client.node}, ${client.podIP}) could not fetch ${url}: ${client.result.detail}`,
+      `the pod stays for a look: kubectl logs ${CLIENT_POD}; the guest's console: virtctl console ${DEMO_VM.name}`,
+    );
+  }
+  say(`  pod ${CLIENT_POD} on ${client.node} (${client.podIP}) got: ${client.result.body}`);
+  step('guest reached from another pod');
 
   const totalMs = Date.now() - started;
   const cold = await controlPlaneBuiltSince(cacheRoot, started);
@@ -348,10 +469,12 @@ async function demo(options: DemoOptions): Promise<number> {
   say(
     [
       '',
-      `The VM ${DEMO_VM.name} runs on ${node}. Next:`,
+      `The VM ${DEMO_VM.name} runs on ${node} with IP ${ip}${guest?.kind === 'lease' ? ` (inside the guest: eth0 ${guest.address}/${guest.prefix})` : ''}; a pod on ${client.node} reached its web server there. Next:`,
       '  # kubectl, helm and virtctl against this cluster:',
       '  eval "$(pnpm -s devcluster env)"',
       '  kubectl get vm,vmi -o wide',
+      "  # the guest's web server from a pod of your own:",
+      ...reachCommands(ip).map((c) => `  ${c}`),
       '  # the console (Ctrl+] leaves it), then a graceful stop:',
       `  ${virtctl} console ${DEMO_VM.name}`,
       `  ${virtctl} stop ${DEMO_VM.name}`,

@@ -36,6 +36,14 @@ export interface VmiView {
     activePods?: Record<string, string>;
     conditions?: { type: string; status: string; reason?: string; message?: string }[];
     phaseTransitionTimestamps?: { phase: string; phaseTransitionTimestamp: string }[];
+    interfaces?: {
+      name?: string;
+      ipAddress?: string;
+      ipAddresses?: string[];
+      mac?: string;
+      interfaceName?: string;
+      infoSource?: string;
+    }[];
     guestOSInfo?: {
       id?: string;
       name?: string;
