@@ -545,6 +545,9 @@ export async function down(options: DownOptions = {}): Promise<{ stopped: string
   requireRoot();
   const { paths, progress } = dirs(options);
   const onWait = (pid: number) => progress(`waiting for another devcluster up/down (pid ${pid})`);
+  // The lock lives in the state dir, which an earlier down (or devcluster test) may have removed: a down with
+  // nothing to stop still cleans leftover namespaces, then removes the empty dir again.
+  await mkdir(paths.root, { recursive: true, mode: 0o700 });
   const stopped = await withLockFile(paths.lockFile, onWait, async () => {
     const wasRunning = Boolean(await runningSupervisor(paths));
     const leftovers = await stopAll(paths);
