@@ -96,6 +96,11 @@ export class ClusterCaches implements AdmissionContext {
 
   start(): void {
     for (const i of this.#all) i.start();
+    // One line when every cache holds its first list: until then admission of instancetype/preference references
+    // answers "retry", and whoever waits for virt-api (readiness, tests) can wait for exactly this.
+    void Promise.all(this.#all.map((i) => i.synced)).then(() =>
+      this.#log.info({ caches: this.#all.map((i) => i.name) }, 'all caches synced'),
+    );
   }
 
   stop(): Promise<void> {

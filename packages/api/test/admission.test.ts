@@ -185,6 +185,8 @@ beforeAll(async () => {
     120_000,
   );
   apiPort = listening.port as number;
+  // Instancetype/preference references are answered "retry" until virt-api's caches hold their first lists.
+  await api.waitForLine((l) => l.msg === 'all caches synced', 120_000);
   await expose(kc, { name: 'virt-api', namespace: ns.name, port: 443, targetPort: apiPort });
 
   // The one APIService of the group: registered only now that virt-api answers, since an unavailable APIService
