@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { credentials } from '@grpc/grpc-js';
-import { devicePluginApi, deadline, unary, UNHEALTHY, validResourceName } from './api.ts';
+import { devicePluginApi, UNHEALTHY } from '@kubevirt-ts/proto/deviceplugin';
+import { deadline, unary, validResourceName } from './helpers.ts';
 import { DeviceManager } from './manager.ts';
 import { healthyDevices, SampleDevicePlugin } from './sample.ts';
 

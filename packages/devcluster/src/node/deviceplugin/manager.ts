@@ -10,17 +10,15 @@ import type { Logger } from 'pino';
 import { MAX_SOCKET_PATH } from '../../layout.ts';
 import { DEVICE_PLUGIN_VERSION } from '../layout.ts';
 import {
-  deadline,
   devicePluginApi,
   HEALTHY,
-  unary,
-  validResourceName,
   type ContainerAllocateResponse,
   type Device,
   type DevicePluginClient,
   type DevicePluginOptions,
   type RegisterRequest,
-} from './api.ts';
+} from '@kubevirt-ts/proto/deviceplugin';
+import { deadline, unary, validResourceName } from './helpers.ts';
 
 /** How long a plugin whose stream ended keeps its resource in the node's capacity (the kubelet's grace). */
 const DEFAULT_ENDPOINT_GRACE_MS = 5 * 60_000;

@@ -21,16 +21,15 @@ import {
 import { DEVICE_PLUGIN_VERSION } from '../layout.ts';
 import { unixTarget } from './manager.ts';
 import {
-  deadline,
   devicePluginApi,
   HEALTHY,
-  unary,
   type AllocateRequest,
   type AllocateResponse,
   type ContainerAllocateResponse,
   type Device,
   type ListAndWatchResponse,
-} from './api.ts';
+} from '@kubevirt-ts/proto/deviceplugin';
+import { deadline, unary } from './helpers.ts';
 
 export interface SampleDevicePluginOptions {
   /** The device-plugins folder (where kubelet.sock is). */

@@ -1,27 +1,7 @@
-// The node agent's side of the kubelet's device-plugin API v1beta1: the contract itself (the .proto, its loader and
-// message types) lives in @kubevirt-ts/proto/deviceplugin, shared with virt-handler's plugins; here are the helpers
-// only the node agent needs.
+// Helpers the node agent's side of the kubelet's device-plugin API v1beta1 needs. The contract itself (the
+// .proto, its loader and message types) lives in @kubevirt-ts/proto/deviceplugin, shared with virt-handler's plugins.
 import type { CallOptions } from '@grpc/grpc-js';
 import type { Callback } from '@kubevirt-ts/proto/deviceplugin';
-
-export {
-  DEVICE_PLUGIN_PROTO,
-  HEALTHY,
-  UNHEALTHY,
-  devicePluginApi,
-  type AllocateRequest,
-  type AllocateResponse,
-  type ContainerAllocateResponse,
-  type Device,
-  type DevicePluginClient,
-  type DevicePluginOptions,
-  type DeviceSpec,
-  type ListAndWatchResponse,
-  type Mount,
-  type PreStartContainerRequest,
-  type RegisterRequest,
-  type RegistrationClient,
-} from '@kubevirt-ts/proto/deviceplugin';
 
 /** A deadline for one unary call, `ms` from now. */
 export function deadline(ms: number): CallOptions {
