@@ -43,6 +43,7 @@ import {
   writesBetween,
   writesTable,
   API_SERVICE,
+  benchVmi,
   MUTATING_WEBHOOK,
 } from '@kubevirt-ts/devcluster/stack';
 import { devclusterState, eventually, kubeConfigFromEnv } from '@kubevirt-ts/devcluster/testing';
@@ -372,24 +373,7 @@ async function main(): Promise<number> {
             version: 'v1',
             namespace,
             plural: 'virtualmachineinstances',
-            body: {
-              apiVersion: 'kubevirt.io/v1',
-              kind: 'VirtualMachineInstance',
-              metadata: { name, labels: { 'kubevirt-ts.dev/bench': 'control-plane' } },
-              spec: {
-                domain: {
-                  resources: { requests: { memory: '64Mi' } },
-                  devices: { disks: [{ name: 'rootdisk', disk: { bus: 'virtio' } }] },
-                },
-                terminationGracePeriodSeconds: 0,
-                volumes: [
-                  {
-                    name: 'rootdisk',
-                    containerDisk: { image: 'registry.kubevirt-ts.dev/test-guest:latest' },
-                  },
-                ],
-              },
-            },
+            body: benchVmi(name, { bench: 'control-plane', memory: '64Mi' }),
           });
           created.set(name, Date.now());
         } catch (err) {

@@ -19,9 +19,9 @@ import { defaultCacheRoot } from '../src/layout.ts';
 import { devclusterState, eventually, kubeConfigFromEnv } from '../src/harness.ts';
 import { repoRoot } from '../src/node/setup.ts';
 import { readWriteCounts, writesBetween, writesTable } from '../src/stack/api-writes.ts';
-import { CHART_NAMESPACE, TEST_GUEST_IMAGE, ensureStack } from '../src/stack/chart.ts';
+import { CHART_NAMESPACE, ensureStack } from '../src/stack/chart.ts';
 import { densityChart, formatTable, percentile } from '../src/stack/density-report.ts';
-import type { VmiView } from '../src/stack/vms.ts';
+import { benchVmi, type VmiView } from '../src/stack/vms.ts';
 
 const { values } = parseArgs({
   options: {
@@ -178,19 +178,7 @@ async function main(): Promise<number> {
       version: 'v1',
       namespace,
       plural: 'virtualmachineinstances',
-      body: {
-        apiVersion: 'kubevirt.io/v1',
-        kind: 'VirtualMachineInstance',
-        metadata: { name, labels: { 'kubevirt-ts.dev/bench': 'density' } },
-        spec: {
-          domain: {
-            resources: { requests: { memory: values.memory } },
-            devices: { disks: [{ name: 'rootdisk', disk: { bus: 'virtio' } }] },
-          },
-          terminationGracePeriodSeconds: 0,
-          volumes: [{ name: 'rootdisk', containerDisk: { image: TEST_GUEST_IMAGE } }],
-        },
-      },
+      body: benchVmi(name, { bench: 'density', memory: values.memory }),
     });
     created.set(name, at);
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, at + INTERVAL_MS - Date.now())));

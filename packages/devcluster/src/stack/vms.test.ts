@@ -1,8 +1,8 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { podTrouble } from './chart.ts';
+import { podTrouble, TEST_GUEST_IMAGE } from './chart.ts';
 import { consoleLines } from './console.ts';
-import { describeProgress, phaseSeconds, type VmSnapshot } from './vms.ts';
+import { benchVmi, describeProgress, phaseSeconds, type VmSnapshot } from './vms.ts';
 
 const vm = { status: { printableStatus: 'Starting' } };
 const vmi = (phase: string, extra: Record<string, unknown> = {}) => ({ status: { phase, ...extra } });
@@ -140,5 +140,19 @@ describe('phaseSeconds', () => {
 describe('consoleLines', () => {
   it('drops carriage returns, escape sequences and control characters, keeping the lines', () => {
     expect(consoleLines('one\r\n\x1b[1;32mtwo\x1b[0m\r\n/ # \x07')).toEqual(['one', 'two', '/ #']);
+  });
+});
+
+describe('benchVmi', () => {
+  it('names the benchmark in a label, asks for the memory given and boots the test guest unless told otherwise', () => {
+    const body = benchVmi('vmi-0001', { bench: 'density', memory: '96Mi' }) as {
+      metadata: { name: string; labels: Record<string, string> };
+      spec: { domain: { resources: unknown }; volumes: { containerDisk: { image: string } }[] };
+    };
+    expect(body.metadata).toEqual({ name: 'vmi-0001', labels: { 'kubevirt-ts.dev/bench': 'density' } });
+    expect(body.spec.domain.resources).toEqual({ requests: { memory: '96Mi' } });
+    expect(body.spec.volumes[0]?.containerDisk.image).toBe(TEST_GUEST_IMAGE);
+    const other = benchVmi('x', { bench: 'b', memory: '1Gi', image: 'example.org/disk:1' }) as typeof body;
+    expect(other.spec.volumes[0]?.containerDisk.image).toBe('example.org/disk:1');
   });
 });

@@ -9,10 +9,33 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import { DevclusterError, errorMessage } from '../errors.ts';
-import { podTrouble } from './chart.ts';
+import { podTrouble, TEST_GUEST_IMAGE } from './chart.ts';
 
 export const KUBEVIRT_GROUP = 'kubevirt.io';
 export const KUBEVIRT_VERSION = 'v1';
+
+/**
+ * The smallest VMI the benchmarks start: the test guest's container disk, no grace period (deleting N VMIs after a
+ * run should not wait for N guests to shut down), and a label naming the benchmark so its objects can be found.
+ */
+export function benchVmi(
+  name: string,
+  options: { bench: string; memory: string; image?: string },
+): Record<string, unknown> {
+  return {
+    apiVersion: `${KUBEVIRT_GROUP}/${KUBEVIRT_VERSION}`,
+    kind: 'VirtualMachineInstance',
+    metadata: { name, labels: { 'kubevirt-ts.dev/bench': options.bench } },
+    spec: {
+      domain: {
+        resources: { requests: { memory: options.memory } },
+        devices: { disks: [{ name: 'rootdisk', disk: { bus: 'virtio' } }] },
+      },
+      terminationGracePeriodSeconds: 0,
+      volumes: [{ name: 'rootdisk', containerDisk: { image: options.image ?? TEST_GUEST_IMAGE } }],
+    },
+  };
+}
 
 /** The fields of a VM this module reads (the full type lives in @kubevirt-ts/schema). */
 export interface VmView {
