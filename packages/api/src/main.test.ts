@@ -1,26 +1,25 @@
 // Runs the real entry point as users do (node with the source condition, no build) and checks what a user sees:
 // --help, a rejected unknown flag, a start that serves HTTPS from certificate files and exits 0 on SIGTERM, and
 // a clear failure without a Kubernetes configuration.
-import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { fatalLine, serviceMain, unreachableKubeconfig } from '@kubevirt-ts/runtime/main-testing';
 import { createCertificateAuthority, issueCertificate } from '@kubevirt-ts/runtime/pki';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-const main = fileURLToPath(new URL('./main.ts', import.meta.url));
-const nodeArgs = ['--conditions=@kubevirt-ts/source', main];
-const env = { ...process.env, KUBECONFIG: '/nonexistent', POD_NAMESPACE: '' };
-
-function run(args: string[]) {
-  return spawnSync(process.execPath, [...nodeArgs, ...args], { encoding: 'utf8', env, timeout: 60_000 });
-}
+const virtApi = serviceMain(fileURLToPath(new URL('./main.ts', import.meta.url)), {
+  ...process.env,
+  KUBECONFIG: '/nonexistent',
+  POD_NAMESPACE: '',
+});
+const run = (args: string[]) => virtApi.run(args);
 
 let dir: string;
 let caPem: string;
+let kubeconfig: string;
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'virt-api-main-'));
   const ca = await createCertificateAuthority({ commonName: 'ca', validityMs: 3_600_000 });
@@ -33,18 +32,8 @@ beforeAll(async () => {
   });
   fs.writeFileSync(path.join(dir, 'tls.crt'), leaf.certPem);
   fs.writeFileSync(path.join(dir, 'tls.key'), leaf.keyPem);
-  // A kubeconfig whose API server does not answer: the service must still start and report not-ready.
-  fs.writeFileSync(
-    path.join(dir, 'kubeconfig'),
-    [
-      'apiVersion: v1',
-      'kind: Config',
-      'clusters: [{name: c, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]',
-      'users: [{name: u, user: {token: t}}]',
-      'contexts: [{name: x, context: {cluster: c, user: u}}]',
-      'current-context: x',
-    ].join('\n'),
-  );
+  // An API server that does not answer: the service must still start and report not-ready.
+  kubeconfig = unreachableKubeconfig(dir);
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
@@ -79,50 +68,26 @@ describe('virt-api main', () => {
   it('exits 1 naming the problem when there is no Kubernetes configuration', () => {
     const r = run(['--health-port=0', '--health-bind-address=127.0.0.1']);
     expect(r.status).toBe(1);
-    const fatal = r.stdout
-      .split('\n')
-      .filter((l) => l !== '')
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .find((l) => l.level === 'fatal');
-    expect(fatal).toMatchObject({
+    expect(fatalLine(r.stdout)).toMatchObject({
       msg: 'cannot start',
       error: expect.stringContaining('/nonexistent') as unknown,
     });
   });
 
   it('serves HTTPS from certificate files, reports not-ready without its caches, exits 0 on SIGTERM', async () => {
-    const child = spawn(
-      process.execPath,
-      [
-        ...nodeArgs,
-        '--health-port=0',
-        '--health-bind-address=127.0.0.1',
-        '--port=0',
-        '--bind-address=127.0.0.1',
-        `--kubeconfig=${path.join(dir, 'kubeconfig')}`,
-        `--tls-cert-file=${path.join(dir, 'tls.crt')}`,
-        `--tls-key-file=${path.join(dir, 'tls.key')}`,
-      ],
-      { env, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    const lines: Record<string, unknown>[] = [];
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    const portOf = (msg: string) =>
-      new Promise<number>((resolve, reject) => {
-        child.on('exit', () => reject(new Error(`exited early: ${JSON.stringify(lines)}`)));
-        const check = () => {
-          const hit = lines.find((l) => String(l.msg).startsWith(msg) && typeof l.port === 'number');
-          if (hit) resolve(hit.port as number);
-        };
-        createInterface({ input: child.stdout }).on('line', (line) => {
-          lines.push(JSON.parse(line) as Record<string, unknown>);
-          check();
-        });
-      });
+    const service = virtApi.start([
+      '--health-port=0',
+      '--health-bind-address=127.0.0.1',
+      '--port=0',
+      '--bind-address=127.0.0.1',
+      `--kubeconfig=${kubeconfig}`,
+      `--tls-cert-file=${path.join(dir, 'tls.crt')}`,
+      `--tls-key-file=${path.join(dir, 'tls.key')}`,
+    ]);
     try {
       const [healthPort, httpsPort] = await Promise.all([
-        portOf('serving /livez'),
-        portOf('serving admission webhooks'),
+        service.port('serving /livez'),
+        service.port('serving admission webhooks'),
       ]);
       expect((await fetch(`http://127.0.0.1:${healthPort}/livez`)).status).toBe(200);
       const readyz = await fetch(`http://127.0.0.1:${healthPort}/readyz`);
@@ -140,11 +105,11 @@ describe('virt-api main', () => {
           .on('error', reject),
       );
       expect(discovery).toBe(200);
-      child.kill('SIGTERM');
-      expect(await exited).toBe(0);
-      expect(lines.at(-1)).toMatchObject({ msg: 'shutdown complete', code: 0 });
+      service.kill('SIGTERM');
+      expect(await service.exited).toBe(0);
+      expect(service.lines.at(-1)).toMatchObject({ msg: 'shutdown complete', code: 0 });
     } finally {
-      child.kill('SIGKILL');
+      service.kill();
     }
   });
 });

@@ -1,17 +1,16 @@
 // Runs the real entry point as users do (node with the source condition, no build) and checks what a user sees:
 // --help, a rejected unknown flag, flags that do not go together, and a start without a cluster. A start against a
 // real API server is test/handler.test.ts's business.
-import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { serviceMain } from '@kubevirt-ts/runtime/main-testing';
 import { describe, expect, it } from 'vitest';
 
-const main = fileURLToPath(new URL('./main.ts', import.meta.url));
-const nodeArgs = ['--conditions=@kubevirt-ts/source', main];
-const env = { ...process.env, KUBECONFIG: '/nonexistent', NODE_NAME: '' };
-
-function run(args: string[]) {
-  return spawnSync(process.execPath, [...nodeArgs, ...args], { encoding: 'utf8', env, timeout: 60_000 });
-}
+const main = serviceMain(fileURLToPath(new URL('./main.ts', import.meta.url)), {
+  ...process.env,
+  KUBECONFIG: '/nonexistent',
+  NODE_NAME: '',
+});
+const run = (args: string[]) => main.run(args);
 
 describe('virt-handler main', () => {
   it('prints --help with its flags and exits 0', () => {

@@ -1,16 +1,14 @@
 // Runs the real entry point as users do (node with the source condition, no build) and checks what a user sees:
 // --help and rejected flags. Starting for real needs a pod's filesystem and root: test/launcher.test.ts does that.
-import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { serviceMain } from '@kubevirt-ts/runtime/main-testing';
 import { describe, expect, it } from 'vitest';
 
-const main = fileURLToPath(new URL('./main.ts', import.meta.url));
-const nodeArgs = ['--conditions=@kubevirt-ts/source', main];
-const env = { ...process.env, NODE_NAME: '' };
-
-function run(args: string[]) {
-  return spawnSync(process.execPath, [...nodeArgs, ...args], { encoding: 'utf8', env, timeout: 60_000 });
-}
+const main = serviceMain(fileURLToPath(new URL('./main.ts', import.meta.url)), {
+  ...process.env,
+  NODE_NAME: '',
+});
+const run = (args: string[]) => main.run(args);
 
 describe('virt-launcher main', () => {
   it('prints --help with its flags and exits 0', () => {
