@@ -23,6 +23,44 @@ function pidOf(launcher: LauncherProcess, daemon: string): number | undefined {
   return line?.pid as number | undefined;
 }
 
+/**
+ * One launcher for the describe block it is called in: started and ready before its tests, disposed of after.
+ * Options and launcher are both read lazily: the test guest is built, and the launcher exists, only once the
+ * beforeAll hooks have run.
+ */
+function launcherForBlock(
+  name: string,
+  options: () => Omit<Parameters<typeof LauncherProcess.start>[0], 'name'>,
+): () => LauncherProcess {
+  let launcher: LauncherProcess | undefined;
+  beforeAll(async () => {
+    launcher = await LauncherProcess.start({ name, ...options() });
+    await launcher.ready();
+  }, BOOT_MS);
+  afterAll(async () => {
+    await launcher?.dispose();
+  });
+  return () => {
+    if (launcher === undefined) throw new Error(`launcher ${name} did not start`);
+    return launcher;
+  };
+}
+
+/** Syncs `vmi` into the launcher and waits on its serial console for each of `lines`, in order. */
+async function syncAndWaitForConsole(
+  launcher: LauncherProcess,
+  vmi: Parameters<typeof vmiJson>[0],
+  lines: string[],
+): Promise<void> {
+  expect(await launcher.connection.sync({ vmiJson: vmiJson(vmi) })).toEqual({ success: true, message: '' });
+  const serial = await SerialConsole.open(join(launcher.dirs.sockets, 'serial0'));
+  try {
+    for (const line of lines) await serial.waitFor(line, BOOT_MS);
+  } finally {
+    serial.close();
+  }
+}
+
 describe('a launcher booting the test guest from kernel boot', () => {
   const uid = randomUUID();
   const marker = `kernel-boot-marker-${uid.slice(0, 8)}`;
@@ -174,21 +212,11 @@ describe('a launcher booting the test guest from kernel boot', () => {
 describe('a launcher booting the test guest from a containerDisk', () => {
   const uid = randomUUID();
   const marker = `container-disk-marker-${uid.slice(0, 8)}`;
-  let launcher: LauncherProcess;
-
-  beforeAll(async () => {
-    launcher = await LauncherProcess.start({
-      name: 'diskboot',
-      uid,
-      gracePeriodSeconds: 20,
-      containerDisks: { rootdisk: guest.containerDiskImage },
-    });
-    await launcher.ready();
-  }, BOOT_MS);
-
-  afterAll(async () => {
-    await launcher?.dispose();
-  });
+  const launcher = launcherForBlock('diskboot', () => ({
+    uid,
+    gracePeriodSeconds: 20,
+    containerDisks: { rootdisk: guest.containerDiskImage },
+  }));
 
   it(
     'boots from a qcow2 overlay in the private dir over the image file, and shows the marker',
@@ -201,19 +229,9 @@ describe('a launcher booting the test guest from a containerDisk', () => {
         userData: `#cloud-config\nmarker: ${marker}\n`,
         gracePeriodSeconds: 20,
       });
-      expect(await launcher.connection.sync({ vmiJson: vmiJson(vmi) })).toEqual({
-        success: true,
-        message: '',
-      });
-      const serial = await SerialConsole.open(join(launcher.dirs.sockets, 'serial0'));
-      try {
-        await serial.waitFor(marker, BOOT_MS);
-        await serial.waitFor('kubevirt-ts-guest: ready', BOOT_MS);
-      } finally {
-        serial.close();
-      }
+      await syncAndWaitForConsole(launcher(), vmi, [marker, 'kubevirt-ts-guest: ready']);
       const { execFileSync } = await import('node:child_process');
-      const overlay = join(launcher.dirs.private, 'container-disks', 'rootdisk.qcow2');
+      const overlay = join(launcher().dirs.private, 'container-disks', 'rootdisk.qcow2');
       const info = JSON.parse(
         execFileSync('qemu-img', ['info', '-U', '--output=json', overlay], { encoding: 'utf8' }),
       ) as Record<string, string>;
@@ -228,9 +246,9 @@ describe('a launcher booting the test guest from a containerDisk', () => {
   it(
     'on SIGTERM shuts the guest down (Shutoff/Shutdown), sends the final event and exits 0',
     async () => {
-      launcher.child.kill('SIGTERM');
-      expect(await launcher.exited).toBe(0);
-      const final = launcher.notify?.last();
+      launcher().child.kill('SIGTERM');
+      expect(await launcher().exited).toBe(0);
+      const final = launcher().notify?.last();
       expect(final?.type).toBe('DELETED');
       expect(final?.domain.status).toMatchObject({ status: 'Shutoff', reason: 'Shutdown' });
       expect(final?.domain.spec.metadata.kubevirt.graceperiod.markedForGracefulShutdown).toBe(true);
@@ -243,20 +261,10 @@ describe('a launcher booting the test guest from a containerDisk', () => {
 describe('a launcher booting the test guest with the hardware KubeVirt describes', () => {
   const uid = randomUUID();
   const marker = `hardware-marker-${uid.slice(0, 8)}`;
-  let launcher: LauncherProcess;
-
-  beforeAll(async () => {
-    launcher = await LauncherProcess.start({
-      name: 'hardware',
-      uid,
-      containerDisks: { rootdisk: guest.containerDiskImage },
-    });
-    await launcher.ready();
-  }, BOOT_MS);
-
-  afterAll(async () => {
-    await launcher?.dispose();
-  });
+  const launcher = launcherForBlock('hardware', () => ({
+    uid,
+    containerDisks: { rootdisk: guest.containerDiskImage },
+  }));
 
   it(
     'boots from a scsi disk, with an RNG, a time zone clock and tuned timers, as libvirt and QEMU run them',
@@ -281,17 +289,8 @@ describe('a launcher booting the test guest with the hardware KubeVirt describes
           hpet: { present: false },
         },
       };
-      expect(await launcher.connection.sync({ vmiJson: vmiJson(vmi) })).toEqual({
-        success: true,
-        message: '',
-      });
-      const serial = await SerialConsole.open(join(launcher.dirs.sockets, 'serial0'));
-      try {
-        // SeaBIOS found the bootloader on the virtio-scsi disk, and the guest came up with the rest.
-        await serial.waitFor(marker, BOOT_MS);
-      } finally {
-        serial.close();
-      }
+      // SeaBIOS finds the bootloader on the virtio-scsi disk, and the guest comes up with the rest.
+      await syncAndWaitForConsole(launcher(), vmi, [marker]);
       const { readFile } = await import('node:fs/promises');
       const qemu = (await qemuPids('default_hardware'))[0];
       expect(qemu).toBeDefined();
