@@ -18,6 +18,7 @@ import {
   kubectl,
   kubectlOk,
   launcherPods,
+  SERVICES_NAMESPACE,
   virtctlOk,
   waitRunning,
   type Stack,
@@ -343,6 +344,76 @@ describe('network spec validation', { timeout: E2E_TEST_TIMEOUT_MS }, () => {
       expect(r.code, `${name} was accepted`).not.toBe(0);
       expect(r.stderr).toMatch(new RegExp(`VirtualMachineInstance "${name}" is invalid`));
       expect(r.stderr).toMatch(message);
+    }
+  });
+  it('refuses the bridge binding where the cluster forbids it, and a VM that would get it by default, naming field and setting', async () => {
+    // The chart's KubeVirt CR (values kubevirt.name); every service watches it, the webhook included.
+    const cr = ['kubevirt', 'kubevirt', '-n', SERVICES_NAMESPACE];
+    const setPermit = (value: boolean | null) =>
+      kubectlOk(stack, [
+        'patch',
+        ...cr,
+        '--type=merge',
+        '-p',
+        JSON.stringify({
+          spec: { configuration: { network: { permitBridgeInterfaceOnPodNetwork: value } } },
+        }),
+      ]);
+    const bridgeVmi = vmi(
+      'bridge-forbidden',
+      [{ name: 'default', bridge: {} }],
+      [{ name: 'default', pod: {} }],
+    );
+    const dryRun = (manifest: string) =>
+      kubectl(stack, ['apply', '--dry-run=server', '-n', ns.name, '-f', '-'], manifest);
+    await setPermit(false);
+    try {
+      const refused = await eventually(
+        async () => {
+          const r = await dryRun(bridgeVmi);
+          return r.code !== 0 ? r : undefined;
+        },
+        { timeoutMs: 60_000, description: 'virt-api to see permitBridgeInterfaceOnPodNetwork: false' },
+      );
+      expect(refused.stderr).toMatch(/VirtualMachineInstance "bridge-forbidden" is invalid/);
+      expect(refused.stderr).toMatch(
+        /spec\.domain\.devices\.interfaces\[0\]\.bridge.*not permitted by the cluster \(network\.permitBridgeInterfaceOnPodNetwork/,
+      );
+      // A VM that declares no interface would get the cluster's default binding, bridge: refused too, saying so.
+      const noInterfaces = stringify({
+        apiVersion: 'kubevirt.io/v1',
+        kind: 'VirtualMachine',
+        metadata: { name: 'default-bridge' },
+        spec: {
+          runStrategy: 'Halted',
+          template: {
+            spec: {
+              domain: {
+                resources: { requests: { memory: '128Mi' } },
+                devices: { disks: [{ name: 'rootdisk', disk: { bus: 'virtio' } }] },
+              },
+              volumes: [{ name: 'rootdisk', containerDisk: { image: TEST_GUEST_IMAGE } }],
+            },
+          },
+        },
+      });
+      const vm = await dryRun(noInterfaces);
+      expect(vm.code, 'a VM without interfaces was accepted').not.toBe(0);
+      expect(vm.stderr).toMatch(
+        /spec\.template\.spec\.domain\.devices\.interfaces\[0\]\.bridge.*network\.defaultNetworkInterface/,
+      );
+      // Masquerade stays allowed.
+      const masq = await dryRun(
+        vmi('masq-allowed', [{ name: 'default', masquerade: {} }], [{ name: 'default', pod: {} }]),
+      );
+      expect(masq.code, masq.stderr).toBe(0);
+    } finally {
+      await setPermit(null);
+      // Later tests get the chart's configuration back before they run.
+      await eventually(async () => (await dryRun(bridgeVmi)).code === 0, {
+        timeoutMs: 60_000,
+        description: 'virt-api to permit the bridge binding again',
+      });
     }
   });
 });

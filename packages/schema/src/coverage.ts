@@ -62,10 +62,6 @@ const SYMBOL: Record<FieldSupport, string> = {
 
 /** The deviations from KubeVirt that are deliberate for now, each with the reason. */
 export const DEVIATIONS: readonly string[] = [
-  'Default network: as KubeVirt, a VMI with neither networks nor interfaces gets the pod network `default` and an ' +
-    "interface with the cluster's `network.defaultNetworkInterface` binding, but only when that binding is " +
-    "masquerade. With KubeVirt's default, `bridge` (which a VMI may ask for explicitly), a VMI without interfaces " +
-    'still gets no NIC for now; set `network.defaultNetworkInterface: masquerade` in the KubeVirt CR to get one.',
   "`firmware.uuid` of a VM or VMI without one is derived from its name (KubeVirt's name-based UUID, the one its " +
     'VM controller gives older VMs) instead of being random, so defaulting stays a pure function; ' +
     '`firmware.serial` is not generated.',

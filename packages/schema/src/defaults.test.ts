@@ -191,10 +191,10 @@ describe('defaultVirtualMachineInstance', () => {
     expect(off.domain.features).toEqual({ acpi: { enabled: false }, smm: { enabled: true } });
   });
 
-  it('adds no network and no interface', () => {
+  it("gives a VMI without networks the pod network with KubeVirt's default binding, bridge", () => {
     const spec = defaulted(vmi());
-    expect(spec.networks).toBeUndefined();
-    expect(spec.domain.devices.interfaces).toBeUndefined();
+    expect(spec.networks).toEqual([{ name: 'default', pod: {} }]);
+    expect(spec.domain.devices.interfaces).toEqual([{ name: 'default', bridge: {} }]);
   });
 
   it('reports guest memory and CPU topology in the status', () => {
@@ -224,16 +224,22 @@ describe('defaultVirtualMachineInstance', () => {
     expect(result.spec.domain.machine).toEqual([]);
   });
 
-  it('adds the default pod network with the cluster binding when it is masquerade, as KubeVirt does', () => {
-    const masquerade = clusterConfigFrom({
-      spec: { configuration: { network: { defaultNetworkInterface: 'masquerade' } } },
-    });
+  it("adds the default pod network with the cluster's binding, as KubeVirt does", () => {
+    const network = (defaultNetworkInterface: string) =>
+      clusterConfigFrom({ spec: { configuration: { network: { defaultNetworkInterface } } } });
+    const masquerade = network('masquerade');
     const spec = defaulted(vmi(), masquerade);
     expect(spec.networks).toEqual([{ name: 'default', pod: {} }]);
     expect(spec.domain.devices.interfaces).toEqual([{ name: 'default', masquerade: {} }]);
-    // KubeVirt's default binding, bridge, is not implemented: no NIC rather than a VMI the webhook refuses.
-    expect(defaulted(vmi()).networks).toBeUndefined();
-    expect(defaulted(vmi()).domain.devices.interfaces).toBeUndefined();
+    // `passt` names the passtBinding, never the discontinued `passt` field.
+    expect(defaulted(vmi(), network('passt')).domain.devices.interfaces).toEqual([
+      { name: 'default', passtBinding: {} },
+    ]);
+    // Bridge where the cluster forbids it: still added, so validation refuses the VMI naming the setting.
+    const noBridge = clusterConfigFrom({
+      spec: { configuration: { network: { permitBridgeInterfaceOnPodNetwork: false } } },
+    });
+    expect(defaulted(vmi(), noBridge).domain.devices.interfaces).toEqual([{ name: 'default', bridge: {} }]);
     // Opted out, or networks of its own: left alone.
     const optedOut = defaulted(vmi({ domain: { devices: { autoattachPodInterface: false } } }), masquerade);
     expect(optedOut.networks).toBeUndefined();

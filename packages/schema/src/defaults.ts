@@ -3,7 +3,7 @@
 // validation, so these accept any JSON: a part with the wrong type is left as it is for validation to report.
 // Every default is "set it when absent", so applying them twice changes nothing (defaults.test.ts checks this).
 import { DEFAULT_CLUSTER_CONFIG, type ClusterConfig } from './config.ts';
-import { DEFAULTED_POD_BINDINGS } from './network.ts';
+import { DEFAULT_INTERFACE_BINDING_FIELD } from './network.ts';
 import { parseQuantity, quantityCeil } from './quantity.ts';
 import type { PreferenceSpec } from './types/instancetype.ts';
 import { firmwareUUIDFromName } from './uuid.ts';
@@ -211,17 +211,18 @@ function applyVirtualMachineInstanceSpecDefaults(
 /**
  * KubeVirt's SetDefaultNetworkInterface: a VMI with neither networks nor interfaces (and autoattachPodInterface not
  * false) gets the pod network `default` and an interface on it with the cluster's `network.defaultNetworkInterface`
- * binding. kubevirt-ts adds it only for the bindings in DEFAULTED_POD_BINDINGS (masquerade): KubeVirt's default,
- * bridge, works when a VMI asks for it, but is not yet given to every VMI without one (docs/api-coverage.md).
+ * binding (bridge unless the KubeVirt CR says otherwise). When that binding is bridge and the cluster does not permit
+ * bridge on the pod network, the interface is still added: validation then refuses the VMI, naming the setting, as
+ * KubeVirt's webhook does, rather than giving it silently no NIC.
  */
 function defaultPodNetwork(spec: JsonObject, devices: JsonObject, config: ClusterConfig): void {
   if (devices.autoattachPodInterface === false) return;
   const empty = (v: unknown) => v === undefined || v === null || (Array.isArray(v) && v.length === 0);
   if (!empty(spec.networks) || !empty(devices.interfaces)) return;
-  const binding = config.defaultNetworkInterface;
-  if (!(DEFAULTED_POD_BINDINGS as readonly string[]).includes(binding)) return;
+  const field = DEFAULT_INTERFACE_BINDING_FIELD[config.defaultNetworkInterface];
+  if (field === undefined) return;
   spec.networks = [{ name: 'default', pod: {} }];
-  devices.interfaces = [{ name: 'default', [binding]: {} }];
+  devices.interfaces = [{ name: 'default', [field]: {} }];
 }
 
 /** A defaulted copy of a VMI spec; `name` feeds the firmware UUID. */

@@ -20,10 +20,15 @@ export const INTERFACE_MODELS = ['e1000', 'e1000e', 'igb', 'ne2k_pci', 'pcnet', 
 /** Bindings of the pod network that kubevirt-ts implements. */
 export const IMPLEMENTED_POD_BINDINGS = ['masquerade', 'bridge'] as const;
 /**
- * Bindings the default pod interface is given when the cluster names them (network.defaultNetworkInterface).
- * Bridge, KubeVirt's default, is left out until the whole e2e suite has run with a NIC on every VM.
+ * The interface field each value of the cluster's `network.defaultNetworkInterface` gives the default pod interface
+ * of a VMI that declares no networks and no interfaces (KubeVirt's SetDefaultNetworkInterface). `passt` names the
+ * passtBinding; the discontinued `passt: {}` field is never produced.
  */
-export const DEFAULTED_POD_BINDINGS = ['masquerade'] as const;
+export const DEFAULT_INTERFACE_BINDING_FIELD: Readonly<Record<string, string>> = {
+  bridge: 'bridge',
+  masquerade: 'masquerade',
+  passt: 'passtBinding',
+};
 /** The bridge binding's address on the bridge: the guest's DHCP server answers from it (KubeVirt's). */
 export const BRIDGE_DHCP_SERVER_ADDRESS = '169.254.75.10';
 /** The file in the launcher pod's private folder where the handler leaves the pod's original addresses. */

@@ -911,6 +911,27 @@ describe('VirtualMachine validation', () => {
     expect(admitVM(vm())).toEqual([]);
   });
 
+  it("refuses a VM without interfaces when the cluster's default binding, bridge, is not permitted", () => {
+    const forbidding = clusterConfigFrom({
+      spec: { configuration: { network: { permitBridgeInterfaceOnPodNetwork: false } } },
+    });
+    expect(admitVM(vm(), { config: forbidding })).toEqual([
+      expect.objectContaining({
+        type: 'FieldValueInvalid',
+        field: 'spec.template.spec.domain.devices.interfaces[0].bridge',
+        message: matching(/permitBridgeInterfaceOnPodNetwork.*network.defaultNetworkInterface/),
+      }),
+    ]);
+    const masquerade = clusterConfigFrom({
+      spec: {
+        configuration: {
+          network: { permitBridgeInterfaceOnPodNetwork: false, defaultNetworkInterface: 'masquerade' },
+        },
+      },
+    });
+    expect(admitVM(vm(), { config: masquerade })).toEqual([]);
+  });
+
   it('rejects running together with runStrategy', () => {
     const object = vm();
     spec(object).running = true;

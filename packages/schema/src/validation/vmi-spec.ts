@@ -382,7 +382,11 @@ function validateNetworks(
       out.push(
         invalid(
           p.child('bridge'),
-          'the bridge binding on the pod network is not permitted by the cluster (network.permitBridgeInterfaceOnPodNetwork in the KubeVirt CR); use masquerade',
+          iface.name === 'default' &&
+            Object.keys(iface).length === 2 &&
+            options.config.defaultNetworkInterface === 'bridge'
+            ? "the bridge binding on the pod network is not permitted by the cluster (network.permitBridgeInterfaceOnPodNetwork in the KubeVirt CR), and it is the cluster's network.defaultNetworkInterface, which a VM without interfaces gets; declare a masquerade interface or ask the cluster admin to change the default"
+            : 'the bridge binding on the pod network is not permitted by the cluster (network.permitBridgeInterfaceOnPodNetwork in the KubeVirt CR); use masquerade',
         ),
       );
     if (iface.ports !== undefined && iface.ports.length > 0 && iface.masquerade === undefined)
