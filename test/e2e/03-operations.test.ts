@@ -7,12 +7,10 @@ import {
   GUEST_BOOT_TIMEOUT_MS,
   GUEST_READY_LINE,
   REPO_ROOT,
-  createObject,
   ensureStack,
-  testVm,
+  startNamedTestVm,
   virtctl,
   virtctlOk,
-  waitRunning,
   type Stack,
   E2E_HOOK_TIMEOUT_MS,
   E2E_TEST_TIMEOUT_MS,
@@ -42,13 +40,7 @@ async function typeAndExpect(command: string, expected: string | RegExp, timeout
 
 beforeAll(async () => {
   stack = await ensureStack();
-  await createObject(
-    stack,
-    ns.name,
-    'virtualmachines',
-    testVm(NAME, 'Always', { userData: { hostname: NAME } }),
-  );
-  await waitRunning(stack, ns.name, NAME);
+  await startNamedTestVm(stack, ns.name, NAME);
   // Attach while the guest boots and wait for its shell; if it booted already, Enter brings a prompt.
   const session = attachedConsole();
   await session.waitFor(GUEST_READY_LINE, GUEST_BOOT_TIMEOUT_MS).catch(() => undefined);

@@ -22,15 +22,13 @@ import {
   GUEST_READY_LINE,
   REPO_ROOT,
   SERVICES_NAMESPACE,
-  createObject,
   ensureStack,
+  startNamedTestVm,
   guestAnswers,
   kubectl,
   kubectlOk,
-  testVm,
   virtctl,
   virtctlOk,
-  waitRunning,
   type Stack,
   E2E_HOOK_TIMEOUT_MS,
   E2E_TEST_TIMEOUT_MS,
@@ -329,14 +327,7 @@ const pausedCondition = async (): Promise<string | undefined> =>
 beforeAll(async () => {
   stack = await ensureStack();
   tmp = mkdtempSync(join(tmpdir(), 'e2e-subresources-'));
-  await createObject(
-    stack,
-    ns.name,
-    'virtualmachines',
-    testVm(NAME, 'Always', { userData: { hostname: NAME } }),
-  );
-  viewerKubeconfig = await viewerKubeconfigFile();
-  await waitRunning(stack, ns.name, NAME);
+  [, viewerKubeconfig] = await Promise.all([startNamedTestVm(stack, ns.name, NAME), viewerKubeconfigFile()]);
   // The guest booted to its shell, so later tests find it answering.
   await guestAnswers(stack, ns.name, NAME);
 }, E2E_HOOK_TIMEOUT_MS);

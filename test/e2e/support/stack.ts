@@ -188,6 +188,20 @@ export async function waitRunning(stack: Stack, namespace: string, name: string)
   return waitForVmiRunning(stack.vms, namespace, name, { timeoutMs: VM_RUNNING_TIMEOUT_MS });
 }
 
+/**
+ * Creates the test-guest VM `name` with runStrategy Always and hostname `name`, and waits for its VMI to run: the
+ * VM the suites that operate on one running guest share.
+ */
+export async function startNamedTestVm(stack: Stack, namespace: string, name: string): Promise<VmiView> {
+  await createObject(
+    stack,
+    namespace,
+    'virtualmachines',
+    testVm(name, 'Always', { userData: { hostname: name } }),
+  );
+  return waitRunning(stack, namespace, name);
+}
+
 /** Waits for a VMI of that name whose uid differs from `oldUid`, Running. */
 export async function waitReplacedAndRunning(
   stack: Stack,
