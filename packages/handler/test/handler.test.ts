@@ -123,7 +123,9 @@ let handlerGeneration = 0;
 
 async function startHandler(): Promise<HandlerPod> {
   handlerGeneration += 1;
-  const manifest = handlerPod({
+  const manifest = await handlerPod({
+    helm: join(state.binDir, 'helm'),
+    kubeconfig: state.kubeconfigs.admin,
     name: `virt-handler-${ns.name.slice(-6)}-${handlerGeneration}`,
     node: nodeName,
     certsNamespace: ns.name,

@@ -6,6 +6,7 @@
 // ServiceAccount) until the controller runs launcher pods end to end.
 import { execFile } from 'node:child_process';
 import { open, readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import {
   ApiException,
@@ -16,9 +17,12 @@ import {
   type KubernetesObject,
   type V1ContainerStateTerminated,
   type V1Pod,
+  type V1PodTemplateSpec,
 } from '@kubernetes/client-node';
+import { chartDir, renderChart } from '@kubevirt-ts/devcluster/stack';
 import { eventually, type TestNode } from '@kubevirt-ts/devcluster/testing';
 import { crdYaml, crds } from '@kubevirt-ts/schema';
+import { parseAllDocuments } from 'yaml';
 import { containerLogFile } from '../../devcluster/src/node/layout.ts';
 
 export const FIELD_MANAGER = 'kubevirt-ts-tests';
@@ -239,16 +243,53 @@ export interface HandlerPodOptions {
   stateHostPath: string;
   unresponsiveTimeout: string;
   testLabel: string;
+  /** The devcluster's pinned helm and a kubeconfig, to render the chart. */
+  helm: string;
+  kubeconfig: string;
 }
 
+/** The repository's root, where the chart is. */
+const REPO_ROOT = join(import.meta.dirname, '..', '..', '..');
+
 /**
- * virt-handler's pod as the chart's DaemonSet renders it (charts/kubevirt-ts/templates/handler-daemonset.yaml),
- * pinned to the test node, with the test's certificate namespace and unresponsive timeout, debug logs, and a state
- * folder on the node of its own (the chart's is /var/lib/kubevirt-ts/handler), so no other run's checkpoints are
- * found.
+ * virt-handler's pod as the chart's DaemonSet renders it (`helm template` of charts/kubevirt-ts, useEmulation=true),
+ * so the suite runs whatever the chart gives the handler (mounts, capabilities, probes, environment). What the test
+ * changes: the pod is pinned to the test node, as the DaemonSet controller would place it; labels of the test's own,
+ * so no DaemonSet adopts it; the test's image name, certificate namespace, unresponsive timeout and debug logs; and a
+ * state folder on the node of its own (the chart's is /var/lib/kubevirt-ts/handler), so no other run's checkpoints
+ * are found.
  */
-export function handlerPod(o: HandlerPodOptions): V1Pod {
-  const fieldRef = (fieldPath: string) => ({ valueFrom: { fieldRef: { fieldPath } } });
+export async function handlerPod(o: HandlerPodOptions): Promise<V1Pod> {
+  const rendered = parseAllDocuments(
+    await renderChart({
+      helm: o.helm,
+      kubeconfig: o.kubeconfig,
+      chartDir: chartDir(REPO_ROOT),
+      namespace: SERVICE_NAMESPACE,
+      set: { useEmulation: true },
+    }),
+  ).map((d) => d.toJS() as KubernetesObject & { spec?: { template?: V1PodTemplateSpec } });
+  const daemonSet = rendered.find((d) => d?.kind === 'DaemonSet' && d.metadata?.name === 'virt-handler');
+  const template = daemonSet?.spec?.template;
+  if (template?.spec === undefined)
+    throw new Error('the chart renders no virt-handler DaemonSet with a pod template');
+  const spec = structuredClone(template.spec);
+  const container = spec.containers.find((c) => c.name === 'virt-handler');
+  if (container === undefined)
+    throw new Error("the chart's virt-handler DaemonSet has no virt-handler container");
+  const stateVolume = spec.volumes?.find(
+    (v) => v.hostPath?.path === HANDLER_STATE_DIR && container.volumeMounts?.some((m) => m.name === v.name),
+  );
+  if (stateVolume?.hostPath === undefined)
+    throw new Error(`the chart's virt-handler DaemonSet mounts no hostPath at ${HANDLER_STATE_DIR}`);
+  stateVolume.hostPath = { path: o.stateHostPath, type: 'DirectoryOrCreate' };
+  container.image = HANDLER_IMAGE;
+  container.args = [
+    ...(container.args ?? []).filter((a) => !/^--(certs-namespace|unresponsive-timeout|log-level)=/.test(a)),
+    `--certs-namespace=${o.certsNamespace}`,
+    `--unresponsive-timeout=${o.unresponsiveTimeout}`,
+    '--log-level=debug',
+  ];
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -262,53 +303,12 @@ export function handlerPod(o: HandlerPodOptions): V1Pod {
       },
     },
     spec: {
+      ...spec,
+      // The ServiceAccount rbacObjects() binds (the chart's name for it).
       serviceAccountName: 'virt-handler',
-      // As the chart's: the handler enters a launcher pod's network namespace through /proc/<pid>/ns/net.
-      hostPID: true,
       // What the DaemonSet controller gives its pods: placement on exactly this node, whatever its taints.
       nodeSelector: { 'kubernetes.io/hostname': o.node },
       tolerations: [{ operator: 'Exists' }],
-      terminationGracePeriodSeconds: 30,
-      securityContext: { seccompProfile: { type: 'RuntimeDefault' } },
-      containers: [
-        {
-          name: 'virt-handler',
-          image: HANDLER_IMAGE,
-          args: [
-            `--health-port=${HANDLER_HEALTH_PORT}`,
-            '--dev-dir=/host/dev',
-            `--state-dir=${HANDLER_STATE_DIR}`,
-            `--certs-namespace=${o.certsNamespace}`,
-            `--unresponsive-timeout=${o.unresponsiveTimeout}`,
-            '--log-level=debug',
-          ],
-          env: [
-            { name: 'POD_NAME', ...fieldRef('metadata.name') },
-            { name: 'NODE_NAME', ...fieldRef('spec.nodeName') },
-            { name: 'POD_IP', ...fieldRef('status.podIP') },
-          ],
-          ports: [
-            { name: 'grpc', containerPort: HANDLER_GRPC_PORT, protocol: 'TCP' },
-            { name: 'health', containerPort: HANDLER_HEALTH_PORT, protocol: 'TCP' },
-          ],
-          readinessProbe: { httpGet: { path: '/readyz', port: 'health' }, periodSeconds: 2 },
-          volumeMounts: [
-            { name: 'kubelet-pods', mountPath: '/pods', mountPropagation: 'HostToContainer' },
-            { name: 'device-plugins', mountPath: '/var/lib/kubelet/device-plugins' },
-            { name: 'host-dev', mountPath: '/host/dev', readOnly: true },
-            { name: 'state', mountPath: HANDLER_STATE_DIR },
-          ],
-        },
-      ],
-      volumes: [
-        { name: 'kubelet-pods', hostPath: { path: '/var/lib/kubelet/pods', type: 'Directory' } },
-        {
-          name: 'device-plugins',
-          hostPath: { path: '/var/lib/kubelet/device-plugins', type: 'Directory' },
-        },
-        { name: 'host-dev', hostPath: { path: '/dev', type: 'Directory' } },
-        { name: 'state', hostPath: { path: o.stateHostPath, type: 'DirectoryOrCreate' } },
-      ],
     },
   };
 }
