@@ -55,7 +55,7 @@ import {
 } from './records.ts';
 import type { ContainerHandle, ContainerRuntime } from './runtime.ts';
 import type { SandboxMount } from './sandbox.ts';
-import { containerId, isSidecar, podStatus, type ProbeView } from './status.ts';
+import { containerId, isSidecar, podStatus, statusKey, type ProbeView } from './status.ts';
 import { VolumeError, type PreparedVolume, type VolumeManager } from './volumes.ts';
 
 const execFileAsync = promisify(execFile);
@@ -213,8 +213,9 @@ export class PodManager {
   async #writeStatus(pod: V1Pod, record: PodRecord | undefined): Promise<void> {
     const status = this.#status(pod, record);
     const uid = pod.metadata?.uid ?? '';
-    // Times of conditions that did not change come from the pod itself, so equal status gives equal text.
-    const text = JSON.stringify(status);
+    // Times of conditions that did not change come from the pod itself; the key leaves them out, so a sync on a
+    // cached pod that has not seen the last write yet does not write the same status again.
+    const text = statusKey(status);
     if (this.#lastStatus.get(uid) === text) return;
     await this.#core.patchNamespacedPodStatus(
       { name: pod.metadata?.name ?? '', namespace: pod.metadata?.namespace ?? '', body: { status } },

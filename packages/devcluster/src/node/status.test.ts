@@ -1,7 +1,7 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import type { ContainerRecord, PodRecord } from './records.ts';
-import { podPhase, podStatus } from './status.ts';
+import { podPhase, podStatus, statusKey } from './status.ts';
 
 const now = '2026-01-01T00:00:10.000Z';
 
@@ -117,6 +117,31 @@ describe('podStatus', () => {
     expect(status.phase).toBe('Running');
     expect(status.containerStatuses?.[0]?.state?.waiting?.reason).toBe('CrashLoopBackOff');
     expect(status.containerStatuses?.[0]?.lastState?.terminated?.exitCode).toBe(1);
+  });
+});
+
+describe('statusKey', () => {
+  const input = { record: record({ c: { current: handle } }), hostIP: 'h', probes: probes(true) };
+
+  it('is the same for a status computed from a cached pod that has not seen the last write', () => {
+    const written = podStatus({ ...input, pod: pod(), now });
+    // The cache still has the pod without that status: every condition gets a new "now".
+    const again = podStatus({ ...input, pod: pod(), now: '2026-01-01T00:00:11.000Z' });
+    expect(JSON.stringify(again)).not.toBe(JSON.stringify(written));
+    expect(statusKey(again)).toBe(statusKey(written));
+  });
+
+  it('changes when a condition or a container changes', () => {
+    const ready = podStatus({ ...input, pod: pod(), now });
+    const unready = podStatus({ ...input, probes: probes(false), pod: pod(), now });
+    expect(statusKey(unready)).not.toBe(statusKey(ready));
+    const restarted = podStatus({
+      ...input,
+      record: record({ c: { current: handle, restartCount: 1 } }),
+      pod: pod(),
+      now,
+    });
+    expect(statusKey(restarted)).not.toBe(statusKey(ready));
   });
 });
 

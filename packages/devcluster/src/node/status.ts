@@ -258,3 +258,14 @@ export function podStatus(input: StatusInput): V1PodStatus {
   }
   return status;
 }
+
+/**
+ * What decides whether a computed status needs writing: the status without condition transition times. A sync that
+ * runs on a pod from the informer cache before the node's own last status write reached it computes "now" as the
+ * transition time of conditions that did not change; comparing with the times would write the same status again
+ * (three extra patches per pod in simulate mode). A real transition changes a condition's status, so it still
+ * changes the key.
+ */
+export function statusKey(status: V1PodStatus): string {
+  return JSON.stringify(status, (key, value: unknown) => (key === 'lastTransitionTime' ? undefined : value));
+}
