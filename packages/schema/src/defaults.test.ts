@@ -225,7 +225,7 @@ describe('defaultVirtualMachineInstance', () => {
   });
 
   it("adds the default pod network with the cluster's binding, as KubeVirt does", () => {
-    const network = (defaultNetworkInterface: string) =>
+    const network = (defaultNetworkInterface: 'bridge' | 'masquerade' | 'passt') =>
       clusterConfigFrom({ spec: { configuration: { network: { defaultNetworkInterface } } } });
     const masquerade = network('masquerade');
     const spec = defaulted(vmi(), masquerade);
