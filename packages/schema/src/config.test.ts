@@ -65,6 +65,18 @@ describe('featureGateEnabled', () => {
     const off = { ...on, disabledFeatureGates: ['HostDisk'] };
     expect(featureGateEnabled(off, 'HostDisk')).toBe(false);
   });
+
+  it('treats a beta gate (PasstBinding) as on unless disabledFeatureGates lists it', () => {
+    expect(featureGateEnabled(DEFAULT_CLUSTER_CONFIG, 'PasstBinding')).toBe(true);
+    const off = clusterConfigFrom({
+      spec: {
+        configuration: {
+          developerConfiguration: { featureGates: ['PasstBinding'], disabledFeatureGates: ['PasstBinding'] },
+        },
+      },
+    });
+    expect(featureGateEnabled(off, 'PasstBinding')).toBe(false);
+  });
 });
 
 describe('machineTypeAllowed', () => {

@@ -148,12 +148,16 @@ export function clusterConfigFrom(kubevirt: KubeVirt | null | undefined): Cluste
   };
 }
 
+/** Gates KubeVirt ships as Beta: on unless disabledFeatureGates lists them (featuregate/active.go). */
+export const BETA_FEATURE_GATES: readonly string[] = ['PasstBinding'];
+
 /**
- * Whether a feature gate is on. kubevirt-ts consults gates only for alpha features (all off unless listed), so
- * a gate is on when featureGates lists it and disabledFeatureGates does not.
+ * Whether a feature gate is on, by KubeVirt's rules: an alpha gate (every gate not in BETA_FEATURE_GATES) is on
+ * when featureGates lists it, a beta gate unless it is listed in disabledFeatureGates; disabledFeatureGates wins.
  */
 export function featureGateEnabled(config: ClusterConfig, gate: string): boolean {
-  return config.featureGates.includes(gate) && !config.disabledFeatureGates.includes(gate);
+  if (config.disabledFeatureGates.includes(gate)) return false;
+  return BETA_FEATURE_GATES.includes(gate) || config.featureGates.includes(gate);
 }
 
 /** Whether a machine type matches one of the cluster's emulatedMachines globs (`*` and `?` wildcards). */

@@ -27,7 +27,8 @@ describe('api coverage', () => {
     // EFI variables live in the launcher pod, so keeping them across restarts is not supported yet.
     expect(rows.get('spec.domain.firmware.bootloader.efi.persistent')?.support).toBe('not supported yet');
     expect(rows.get('spec.domain.cpu.numa')?.support).toBe('not supported yet');
-    expect(rows.get('spec.domain.devices.interfaces[].passtBinding')).toMatchObject({
+    expect(rows.get('spec.domain.devices.interfaces[].passtBinding')?.support).toBe('supported');
+    expect(rows.get('spec.domain.devices.interfaces[].sriov')).toMatchObject({
       support: 'not supported yet',
       note: expect.stringMatching(/networking/) as string,
     });

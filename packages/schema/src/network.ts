@@ -1,7 +1,8 @@
 // What the handler, the launcher and the webhook agree on about a VMI's pod network: which interface is on it and
 // with which binding, the addresses of a masquerade guest (KubeVirt's `vmNetworkCIDR`: the gateway is the first
-// host of the range, the guest the second), the device names inside the launcher pod, and the guest's MAC when the
-// spec gives none (derived from the VMI's UID, so every component computes the same one without asking libvirt).
+// host of the range, the guest the second), the device names inside the launcher pod, where the passt binding keeps
+// its socket, and the guest's MAC when the spec gives none (derived from the VMI's UID, so every component computes
+// the same one without asking libvirt).
 import { createHash } from 'node:crypto';
 import type { Interface, Network, VirtualMachineInstanceSpec } from './types/vmi.ts';
 
@@ -18,7 +19,13 @@ export const POD_NETWORK_NFT_TABLE = 'kubevirt_ts_nat';
 /** NIC models KubeVirt accepts (`interfaces[].model`); virtio is the default. */
 export const INTERFACE_MODELS = ['e1000', 'e1000e', 'igb', 'ne2k_pci', 'pcnet', 'rtl8139', 'virtio'] as const;
 /** Bindings of the pod network that kubevirt-ts implements. */
-export const IMPLEMENTED_POD_BINDINGS = ['masquerade', 'bridge'] as const;
+export const IMPLEMENTED_POD_BINDINGS = ['masquerade', 'bridge', 'passtBinding'] as const;
+/** The feature gate KubeVirt puts the passt binding behind (Beta: on unless disabled). */
+export const PASST_BINDING_FEATURE_GATE = 'PasstBinding';
+/** The passt binding's folder in the launcher pod's private dir: passt's socket (QEMU connects to it) and its log. */
+export const PASST_DIR = 'passt';
+export const PASST_SOCKET = 'passt.sock';
+export const PASST_LOG = 'passt.log';
 /**
  * The interface field each value of the cluster's `network.defaultNetworkInterface` gives the default pod interface
  * of a VMI that declares no networks and no interfaces (KubeVirt's SetDefaultNetworkInterface). `passt` names the

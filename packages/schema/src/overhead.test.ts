@@ -32,6 +32,21 @@ describe('launcherMemoryOverhead', () => {
     );
   });
 
+  it("adds KubeVirt's 250 MiB for passt to a VMI with a passtBinding interface, after the overhead ratio", () => {
+    const devices = (binding: Record<string, unknown>) => ({
+      interfaces: [{ name: 'default', ...binding }],
+    });
+    const masquerade = spec({ memory: { guest: '1Gi' }, devices: devices({ masquerade: {} }) });
+    const passt = spec({ memory: { guest: '1Gi' }, devices: devices({ passtBinding: {} }) });
+    expect(launcherMemoryOverhead(passt) - launcherMemoryOverhead(masquerade)).toBe(250 * Mi);
+    const doubled = clusterConfigFrom({
+      spec: { configuration: { additionalGuestMemoryOverheadRatio: '2' } },
+    });
+    expect(launcherMemoryOverhead(passt, doubled) - launcherMemoryOverhead(masquerade, doubled)).toBe(
+      250 * Mi,
+    );
+  });
+
   it('drops the video RAM without a graphics device', () => {
     const withVideo = launcherMemoryOverhead(spec({ memory: { guest: '1Gi' } }));
     const without = launcherMemoryOverhead(

@@ -30,6 +30,8 @@ export const MEMORY_OVERHEAD = Object.freeze({
   ioThread: 8 * Mi,
   /** Video RAM of the graphics device, attached unless autoattachGraphicsDevice is false. */
   video: 32 * Mi,
+  /** passt, for a VMI with a passtBinding interface: KubeVirt's figure for passt forwarding every port. */
+  passt: 250 * Mi,
   /** Guaranteed QoS (requests equal limits): KubeVirt reserves this much more for it. */
   guaranteedQoS: 100 * Mi,
   /** Page tables: one byte per this many bytes of guest memory. */
@@ -91,6 +93,8 @@ export function launcherMemoryOverhead(
   const ratio = Number(config.additionalGuestMemoryOverheadRatio ?? '');
   if (Number.isFinite(ratio) && ratio > 0 && config.additionalGuestMemoryOverheadRatio !== undefined)
     overhead *= ratio;
+  // The network bindings' share comes after the ratio, as in KubeVirt's CalculateMemoryOverhead.
+  if ((spec.domain.devices.interfaces ?? []).some((i) => i.passtBinding !== undefined)) overhead += c.passt;
   return Math.ceil(overhead);
 }
 

@@ -147,6 +147,54 @@ describe('finding the launcher pod process', () => {
   });
 });
 
+describe('the passt binding', () => {
+  const dirs: string[] = [];
+  afterAll(async () => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
+
+  it('changes nothing in the launcher pod: it only reads the pod IP, which the status reports', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'podnet-passt-'));
+    dirs.push(dir);
+    const sockets = join(dir, 'sockets');
+    await mkdir(sockets);
+    await writeFile(join(sockets, 'launcher-sock'), '');
+    await mkdir(join(dir, 'proc', '7', 'rootdir', LAUNCHER_SOCKETS_MOUNT, '..'), { recursive: true });
+    await symlink(sockets, join(dir, 'proc', '7', 'rootdir', LAUNCHER_SOCKETS_MOUNT));
+    await symlink(join(dir, 'proc', '7', 'rootdir'), join(dir, 'proc', '7', 'root'));
+    const calls: (readonly string[])[] = [];
+    const setup = new PodNetworkSetup({
+      log: silentLogger(),
+      procDir: join(dir, 'proc'),
+      run: (_netns, argv) => {
+        calls.push(argv);
+        return Promise.resolve(
+          JSON.stringify([
+            {
+              ifname: 'eth0',
+              mtu: 1500,
+              addr_info: [{ family: 'inet', local: '10.244.2.7', prefixlen: 24 }],
+            },
+          ]),
+        );
+      },
+    });
+    const v: VMI = {
+      ...vmi(),
+      spec: {
+        domain: { devices: { interfaces: [{ name: 'default', passtBinding: {}, ports: [{ port: 80 }] }] } },
+        networks: [{ name: 'default', pod: {} }],
+      },
+    };
+    const status = await setup.setUp(v, sockets, 'launcher-sock', join(dir, 'private'));
+    expect(status).toEqual({ podIPs: ['10.244.2.7'] });
+    expect(calls).toEqual([['ip', '-j', 'addr', 'show']]);
+    expect(podNetworkObservation(v, status)).toEqual({
+      name: 'default',
+      mac: expect.stringMatching(/^52:54:00(:[0-9a-f]{2}){3}$/) as string,
+      podIPs: ['10.244.2.7'],
+    });
+  });
+});
+
 describe('bridge binding commands', () => {
   const cache = {
     binding: 'bridge' as const,

@@ -208,8 +208,10 @@ export class PodNetworkSetup {
   ): Promise<PodNetworkStatus> {
     const pod = vmi.spec === undefined ? undefined : podInterfaceOf(vmi.spec);
     if (pod === undefined) return { podIPs: [] };
-    if (pod.binding !== 'masquerade' && pod.binding !== 'bridge')
-      throw new PodNetworkError(`the ${pod.binding} binding is not supported; use masquerade or bridge`);
+    if (pod.binding === 'other')
+      throw new PodNetworkError(
+        `the binding of interface ${pod.iface.name} is not supported; use masquerade, bridge or passtBinding`,
+      );
     const procDir = this.#o.procDir ?? '/proc';
     const pid = await findPodProcess(socketsDir, socketName, procDir);
     if (pid === undefined)
@@ -220,9 +222,16 @@ export class PodNetworkSetup {
     const links = JSON.parse(await this.#run(netns, ['ip', '-j', 'addr', 'show'])) as IpLink[];
     const eth0 = links.find((l) => l.ifname === POD_INTERFACE);
     if (eth0 === undefined) throw new PodNetworkError(`the launcher pod has no ${POD_INTERFACE}`);
+    // passt (run by the launcher, unprivileged) serves the guest from the pod's own interface: nothing to change
+    // here, only the pod's addresses to read for the status.
+    if (pod.binding === 'passtBinding') {
+      const podIPs = ipv4Addresses(eth0);
+      this.#o.log.info({ pid, podIPs }, 'pod network needs no preparation (passt)');
+      return { podIPs };
+    }
     if (pod.binding === 'bridge') return this.#setUpBridge(vmi, netns, links, eth0, privateDir, pid);
     const addresses = masqueradeAddresses(pod.network);
-    const podIPs = (eth0.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => a.local);
+    const podIPs = ipv4Addresses(eth0);
     const bridge = links.find((l) => l.ifname === POD_NETWORK_BRIDGE);
     const bridgeHasAddress = (bridge?.addr_info ?? []).some((a) => a.local === addresses.gateway);
     const commands = linkCommands(new Set(links.map((l) => l.ifname)), addresses, eth0.mtu, bridgeHasAddress);
@@ -282,6 +291,10 @@ export class PodNetworkSetup {
   }
 }
 
+function ipv4Addresses(link: IpLink): string[] {
+  return (link.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => a.local);
+}
+
 /** The MAC the pod interface takes when the guest takes its own over (locally administered, from the VMI UID). */
 export function podSideMac(uid: string): string {
   const digest = createHash('sha256').update(`${uid}/pod-interface`).digest();
@@ -327,7 +340,7 @@ export function podNetworkObservation(
 ): PodNetworkObservation | undefined {
   const pod = vmi.spec === undefined ? undefined : podInterfaceOf(vmi.spec);
   if (pod === undefined || status === undefined) return undefined;
-  if (pod.binding !== 'masquerade' && pod.binding !== 'bridge') return undefined;
+  if (pod.binding === 'other') return undefined;
   return {
     name: pod.iface.name,
     mac:

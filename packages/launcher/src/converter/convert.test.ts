@@ -134,6 +134,19 @@ const cases: Record<string, { vmi: VirtualMachineInstance; ctx?: Partial<Convert
       networks: [{ name: 'default', pod: {} }],
     }),
   },
+  passt: {
+    vmi: vmi({
+      domain: {
+        devices: {
+          interfaces: [
+            { name: 'default', passtBinding: {}, ports: [{ port: 80 }, { port: 53, protocol: 'UDP' }] },
+          ],
+          autoattachGraphicsDevice: false,
+        },
+      },
+      networks: [{ name: 'default', pod: {} }],
+    }),
+  },
   'efi-kvm': {
     vmi: vmi({
       domain: {
@@ -333,6 +346,30 @@ describe('convertVMIToDomain', () => {
     expect(convert(vmi()).xml).not.toContain('<rng');
   });
 
+  it('connects a passtBinding NIC to the passt socket with QEMU arguments, not an <interface>', () => {
+    const xml = (iface: Record<string, unknown>) =>
+      convert(
+        vmi({
+          domain: { devices: { interfaces: [{ name: 'default', passtBinding: {}, ...iface }] } },
+          networks: [{ name: 'default', pod: {} }],
+        }),
+      ).xml;
+    const plain = xml({});
+    expect(plain).toContain("<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>");
+    expect(plain).not.toContain('<interface');
+    expect(plain).toContain(
+      "<qemu:arg value='stream,id=netpasst-default,server=off,addr.type=unix,addr.path=/var/run/kubevirt-private/passt/passt.sock'/>",
+    );
+    expect(plain).toMatch(
+      /<qemu:arg value='\{&quot;driver&quot;:&quot;virtio-net-pci-non-transitional&quot;,&quot;netdev&quot;:&quot;netpasst-default&quot;,&quot;id&quot;:&quot;passt-default&quot;,&quot;mac&quot;:&quot;52:54:00(:[0-9a-f]{2}){3}&quot;,&quot;romfile&quot;:&quot;&quot;\}'\/>/,
+    );
+    const e1000 = xml({ model: 'e1000', macAddress: '02:AA:BB:CC:DD:EE' });
+    expect(e1000).toContain('&quot;driver&quot;:&quot;e1000&quot;');
+    expect(e1000).toContain('&quot;mac&quot;:&quot;02:aa:bb:cc:dd:ee&quot;');
+    // A VMI without passt keeps its domain free of QEMU arguments (and of libvirt's custom-argv taint).
+    expect(convert(vmi()).xml).not.toContain('qemu:');
+  });
+
   it('names the field of each error', () => {
     const cases: [VirtualMachineInstance, RegExp][] = [
       [vmi({ domain: { memory: undefined } }), /spec\.domain\.memory\.guest: the guest has no memory/],
@@ -346,7 +383,7 @@ describe('convertVMIToDomain', () => {
           domain: { devices: { interfaces: [{ name: 'default', sriov: {} }] } },
           networks: [{ name: 'default', pod: {} }],
         }),
-        /spec\.domain\.devices\.interfaces\[0\]: only the masquerade and bridge bindings/,
+        /spec\.domain\.devices\.interfaces\[0\]: only the masquerade, bridge and passtBinding bindings/,
       ],
       [
         vmi({ domain: { cpu: { model: 'host-passthrough' } } }),

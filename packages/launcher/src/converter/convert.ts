@@ -4,11 +4,12 @@
 // metadata in the kubevirt.io namespace, ua-<volume> aliases, SMBIOS identifying KubeVirt.
 import type { VMIDisk, VMIPanicDevice, VirtualMachineInstance } from '../vmi.ts';
 import { parseQuantity } from '../vmi.ts';
-import { interfaceMac, POD_NETWORK_TAP } from '@kubevirt-ts/schema/network';
+import { interfaceMac, PASST_DIR, PASST_SOCKET, POD_NETWORK_TAP } from '@kubevirt-ts/schema/network';
 import { el, serialize } from './xml.ts';
 import type { XmlElement } from './xml.ts';
 
 export const KUBEVIRT_METADATA_NS = 'http://kubevirt.io';
+export const QEMU_COMMANDLINE_NS = 'http://libvirt.org/schemas/domain/qemu/1.0';
 export const GUEST_AGENT_CHANNEL = 'org.qemu.guest_agent.0';
 export const DEFAULT_MACHINE_TYPE = 'q35';
 export const DEFAULT_CPU_MODEL = 'host-model';
@@ -344,14 +345,47 @@ function diskElement(
 }
 
 /**
- * The guest's NICs. The pod network's interface (masquerade) uses the tap the handler created in the pod's network
- * namespace, which libvirt opens as it is (`type='ethernet'`, `managed='no'`); without vhost-net (software
- * emulation) QEMU's own virtio backend moves the packets. Other networks do not exist yet (validation refuses them).
+ * The QEMU arguments of a passtBinding NIC: a `stream` netdev connected to the socket of the passt the launcher runs
+ * (network/passt.ts), and the NIC on it. libvirt 9.0 cannot describe a passt backend (its parser refuses
+ * `<backend type='passt'/>`, libvirt issue #462), so these go through libvirt's `<qemu:commandline>`; QEMU puts the
+ * device on a free slot of the root PCIe bus.
  */
-function interfaceElements(vmi: VirtualMachineInstance, ctx: ConverterContext): XmlElement[] {
+function passtArguments(
+  vmi: VirtualMachineInstance,
+  iface: NonNullable<VirtualMachineInstance['spec']['domain']['devices']['interfaces']>[number],
+  ctx: ConverterContext,
+): string[] {
+  const model = iface.model ?? 'virtio';
+  const netdev = `netpasst-${iface.name}`;
+  const device = {
+    driver: model === 'virtio' ? 'virtio-net-pci-non-transitional' : model,
+    netdev,
+    id: `passt-${iface.name}`,
+    mac: ctx.podInterfaceMac ?? interfaceMac(vmi.metadata.uid, iface),
+    romfile: '',
+  };
+  return [
+    '-netdev',
+    `stream,id=${netdev},server=off,addr.type=unix,addr.path=${ctx.privateDir}/${PASST_DIR}/${PASST_SOCKET}`,
+    '-device',
+    JSON.stringify(device),
+  ];
+}
+
+/**
+ * The guest's NICs. The pod network's interface (masquerade, bridge) uses the tap the handler created in the pod's
+ * network namespace, which libvirt opens as it is (`type='ethernet'`, `managed='no'`); without vhost-net (software
+ * emulation) QEMU's own virtio backend moves the packets. A passtBinding interface has no element here: it is made
+ * of QEMU arguments (passtArguments). Other networks do not exist yet (validation refuses them).
+ */
+function interfaceElements(
+  vmi: VirtualMachineInstance,
+  ctx: ConverterContext,
+): { elements: XmlElement[]; qemuArgs: string[] } {
   const interfaces = vmi.spec.domain.devices.interfaces ?? [];
   const networks = new Map((vmi.spec.networks ?? []).map((n) => [n.name, n]));
-  return interfaces.map((iface, i) => {
+  const qemuArgs: string[] = [];
+  const elements = interfaces.flatMap((iface, i) => {
     const field = `spec.domain.devices.interfaces[${i}]`;
     const network = networks.get(iface.name);
     if (network === undefined)
@@ -359,10 +393,14 @@ function interfaceElements(vmi: VirtualMachineInstance, ctx: ConverterContext): 
         `${field}.name`,
         `no network is named ${iface.name}; add it to spec.networks`,
       );
+    if (network.pod !== undefined && iface.passtBinding !== undefined) {
+      qemuArgs.push(...passtArguments(vmi, iface, ctx));
+      return [];
+    }
     if (network.pod === undefined || (iface.masquerade === undefined && iface.bridge === undefined))
       throw new ConversionError(
         field,
-        'only the masquerade and bridge bindings on the pod network are supported',
+        'only the masquerade, bridge and passtBinding bindings on the pod network are supported',
       );
     const model = iface.model ?? 'virtio';
     return el(
@@ -376,6 +414,7 @@ function interfaceElements(vmi: VirtualMachineInstance, ctx: ConverterContext): 
       el('rom', { enabled: 'no' }),
     );
   });
+  return { elements, qemuArgs };
 }
 
 export function convertVMIToDomain(vmi: VirtualMachineInstance, ctx: ConverterContext): ConvertedDomain {
@@ -383,7 +422,7 @@ export function convertVMIToDomain(vmi: VirtualMachineInstance, ctx: ConverterCo
   const name = domainName(vmi);
   const uuid = vmi.spec.domain.firmware?.uuid ?? vmi.metadata.uid;
   const devices = vmi.spec.domain.devices;
-  const interfaces = interfaceElements(vmi, ctx);
+  const { elements: interfaces, qemuArgs } = interfaceElements(vmi, ctx);
   const topology = cpuTopology(vmi);
   const { os, secureBoot } = osElement(vmi, ctx, name);
 
@@ -423,7 +462,7 @@ export function convertVMIToDomain(vmi: VirtualMachineInstance, ctx: ConverterCo
 
   const domain = el(
     'domain',
-    { type },
+    { type, 'xmlns:qemu': qemuArgs.length > 0 ? QEMU_COMMANDLINE_NS : undefined },
     el('name', {}, name),
     el('uuid', {}, uuid),
     el(
@@ -488,6 +527,12 @@ export function convertVMIToDomain(vmi: VirtualMachineInstance, ctx: ConverterCo
         el('rng', { model: 'virtio' }, el('backend', { model: 'random' }, '/dev/urandom')),
       panics,
     ),
+    qemuArgs.length > 0 &&
+      el(
+        'qemu:commandline',
+        {},
+        qemuArgs.map((value) => el('qemu:arg', { value })),
+      ),
   );
   return { name, uuid, xml: serialize(domain) };
 }

@@ -1,6 +1,7 @@
 // The launcher's part of the pod network (KubeVirt's phase 2): the handler, which has the privileges, already made
 // the bridge, the tap and the NAT rules in this pod's network namespace; the launcher checks they are there and
-// serves the guest its address by DHCP. The domain then uses the tap (converter).
+// serves the guest its address by DHCP. The domain then uses the tap (converter). The passt binding needs nothing
+// from the handler: the launcher runs passt, which serves the guest itself (passt.ts).
 import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '@kubevirt-ts/runtime';
@@ -20,6 +21,7 @@ import {
 import type { VirtualMachineInstance } from '../vmi.ts';
 import { parseResolvConf, type Lease } from './dhcp.ts';
 import { DhcpServer } from './dhcp-server.ts';
+import { Passt, PasstError } from './passt.ts';
 
 export class PodNetworkError extends Error {
   constructor(message: string, options?: ErrorOptions) {
@@ -93,6 +95,7 @@ export function bridgeLease(vmi: VirtualMachineInstance, cache: PodNetworkCache,
 export class PodNetwork {
   readonly #o: PodNetworkOptions;
   #server: DhcpServer | undefined;
+  #passt: Passt | undefined;
   #guestMac: string | undefined;
 
   /** The guest MAC of the pod network interface, once ensure() ran (the bridge binding takes the pod's). */
@@ -107,10 +110,24 @@ export class PodNetwork {
   /** Makes sure the guest's NIC can come up: the handler's devices exist and the DHCP server runs. */
   async ensure(vmi: VirtualMachineInstance): Promise<void> {
     const pod = podInterfaceOf(vmi.spec);
-    if (pod === undefined || this.#server?.listening) return;
+    if (pod === undefined || this.#server?.listening || this.#passt?.running) return;
+    if (pod.binding === 'passtBinding') {
+      this.#guestMac = interfaceMac(vmi.metadata.uid, pod.iface);
+      this.#passt ??= new Passt({
+        log: this.#o.log,
+        privateDir: this.#o.privateDir ?? '/var/run/kubevirt-private',
+      });
+      try {
+        await this.#passt.start(pod.iface);
+      } catch (err) {
+        if (err instanceof PasstError) throw new PodNetworkError(err.message, { cause: err });
+        throw err;
+      }
+      return;
+    }
     if (pod.binding !== 'masquerade' && pod.binding !== 'bridge')
       throw new PodNetworkError(
-        `spec.domain.devices.interfaces[${pod.index}]: only the masquerade and bridge bindings are supported on the pod network`,
+        `spec.domain.devices.interfaces[${pod.index}]: only the masquerade, bridge and passtBinding bindings are supported on the pod network`,
       );
     const net = this.#o.sysClassNet ?? '/sys/class/net';
     for (const dev of [POD_NETWORK_BRIDGE, POD_NETWORK_TAP]) {
@@ -158,5 +175,7 @@ export class PodNetwork {
   async close(): Promise<void> {
     await this.#server?.close();
     this.#server = undefined;
+    await this.#passt?.stop();
+    this.#passt = undefined;
   }
 }

@@ -263,7 +263,12 @@ export const Interface = obj({
     ),
   ),
   sriov: notYet(Type.Object({}), NETWORKING),
-  passtBinding: notYet(Type.Object({}), NETWORKING),
+  passtBinding: opt(
+    obj(
+      {},
+      'Pod network binding: user-mode networking through passt, no privileges needed; the guest gets the pod IP by DHCP from passt and ports limits what is forwarded in (PasstBinding feature gate, on by default).',
+    ),
+  ),
   binding: notYet(Type.Object({ name: str() }), NETWORKING),
   slirp: notYet(Type.Object({}), 'discontinued in KubeVirt'),
   macvtap: notYet(Type.Object({}), 'discontinued in KubeVirt'),
@@ -275,7 +280,7 @@ export const Interface = obj({
         protocol: opt(enumOf(['TCP', 'UDP'], { description: 'TCP (default) or UDP.' })),
         port: int('The port number, 1 to 65535.'),
       }),
-      'Ports forwarded to the guest (masquerade); all ports when none are listed.',
+      'Ports forwarded to the guest (masquerade, passtBinding); all ports when none are listed.',
     ),
   ),
   portRanges: notYet(arrayOf(looseObject()), NETWORKING),

@@ -112,18 +112,48 @@ const vmiCases: Case[] = [
     message: /not supported yet by kubevirt-ts/,
   },
   {
-    rule: 'the passt binding is not supported yet',
+    rule: 'the passt binding works only on the pod network',
     bad: (o) => {
+      (domain(o).devices as Json).interfaces = [{ name: 'default', passtBinding: {} }];
+      spec(o).networks = [{ name: 'default' }];
+    },
+    good: (o) => {
       (domain(o).devices as Json).interfaces = [{ name: 'default', passtBinding: {} }];
       spec(o).networks = [{ name: 'default', pod: {} }];
     },
-    good: (o) => {
-      (domain(o).devices as Json).interfaces = [{ name: 'default', bridge: {} }];
+    field: 'spec.domain.devices.interfaces[0].passtBinding',
+    type: 'FieldValueInvalid',
+    message: /works only on the pod network; network "default" is not one/,
+  },
+  {
+    rule: 'ports apply to the masquerade and passt bindings only',
+    bad: (o) => {
+      (domain(o).devices as Json).interfaces = [{ name: 'default', bridge: {}, ports: [{ port: 80 }] }];
       spec(o).networks = [{ name: 'default', pod: {} }];
     },
-    field: 'spec.domain.devices.interfaces[0].passtBinding',
-    type: 'FieldValueNotSupported',
-    message: /networking/,
+    good: (o) => {
+      (domain(o).devices as Json).interfaces = [
+        { name: 'default', passtBinding: {}, ports: [{ port: 80 }, { port: 53, protocol: 'UDP' }] },
+      ];
+      spec(o).networks = [{ name: 'default', pod: {} }];
+    },
+    field: 'spec.domain.devices.interfaces[0].ports',
+    type: 'FieldValueInvalid',
+    message: /only to the masquerade and passtBinding bindings/,
+  },
+  {
+    rule: 'an interface takes exactly one binding',
+    bad: (o) => {
+      (domain(o).devices as Json).interfaces = [{ name: 'default', passtBinding: {}, masquerade: {} }];
+      spec(o).networks = [{ name: 'default', pod: {} }];
+    },
+    good: (o) => {
+      (domain(o).devices as Json).interfaces = [{ name: 'default', passtBinding: {} }];
+      spec(o).networks = [{ name: 'default', pod: {} }];
+    },
+    field: 'spec.domain.devices.interfaces[0]',
+    type: 'FieldValueInvalid',
+    message: /sets masquerade, passtBinding; an interface takes exactly one binding/,
   },
   {
     rule: 'a forwarded port is in 1..65535',
@@ -818,6 +848,29 @@ describe('VirtualMachineInstance validation', () => {
     expect(admitVMI(object)).toEqual([]);
   });
 
+  it('refuses the passt binding when the cluster disables the PasstBinding feature gate (beta: on by default)', () => {
+    const object = vmi();
+    (domain(object).devices as Json).interfaces = [
+      { name: 'default', passtBinding: {}, ports: [{ port: 80 }] },
+    ];
+    spec(object).networks = [{ name: 'default', pod: {} }];
+    const disabling = clusterConfigFrom({
+      spec: { configuration: { developerConfiguration: { disabledFeatureGates: ['PasstBinding'] } } },
+    });
+    expect(admitVMI(object, disabling)).toEqual([
+      expect.objectContaining({
+        type: 'FieldValueInvalid',
+        field: 'spec.domain.devices.interfaces[0].passtBinding',
+        message: matching(/PasstBinding feature gate is disabled in this cluster/),
+      }),
+    ]);
+    expect(admitVMI(object)).toEqual([]);
+    const listing = clusterConfigFrom({
+      spec: { configuration: { developerConfiguration: { featureGates: ['PasstBinding'] } } },
+    });
+    expect(admitVMI(object, listing)).toEqual([]);
+  });
+
   it('needs the HostDisk feature gate for host disks', () => {
     const object = vmi();
     addVolume(object, { name: 'host', hostDisk: { path: '/var/disk.img', type: 'Disk' } });
@@ -930,6 +983,26 @@ describe('VirtualMachine validation', () => {
       },
     });
     expect(admitVM(vm(), { config: masquerade })).toEqual([]);
+  });
+
+  it('gives a VM without interfaces the passt binding when the cluster defaults to passt, unless its gate is off', () => {
+    const passt = (disabledFeatureGates: string[]) =>
+      clusterConfigFrom({
+        spec: {
+          configuration: {
+            network: { defaultNetworkInterface: 'passt' },
+            developerConfiguration: { disabledFeatureGates },
+          },
+        },
+      });
+    expect(admitVM(vm(), { config: passt([]) })).toEqual([]);
+    expect(admitVM(vm(), { config: passt(['PasstBinding']) })).toEqual([
+      expect.objectContaining({
+        type: 'FieldValueInvalid',
+        field: 'spec.template.spec.domain.devices.interfaces[0].passtBinding',
+        message: matching(/PasstBinding feature gate is disabled/),
+      }),
+    ]);
   });
 
   it('rejects running together with runStrategy', () => {

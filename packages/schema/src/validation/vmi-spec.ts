@@ -11,7 +11,7 @@ import {
   type VirtualMachineInstanceSpec,
   type Volume,
 } from '../types/vmi.ts';
-import { isMacAddress, parseIpv4Cidr } from '../network.ts';
+import { isMacAddress, parseIpv4Cidr, PASST_BINDING_FEATURE_GATE } from '../network.ts';
 import { isUUID } from '../uuid.ts';
 import {
   duplicate,
@@ -331,7 +331,7 @@ function validateNetworks(
       out.push(
         required(
           p,
-          'an interface needs exactly one binding (masquerade or bridge; passtBinding, sriov or binding are not supported yet by kubevirt-ts)',
+          'an interface needs exactly one binding (masquerade, bridge or passtBinding; sriov or binding are not supported yet by kubevirt-ts)',
         ),
       );
     } else if (bindings.length > 1) {
@@ -378,6 +378,20 @@ function validateNetworks(
           `the masquerade binding works only on the pod network; network ${show(iface.name)} is not one`,
         ),
       );
+    if (iface.passtBinding !== undefined && !featureGateEnabled(options.config, PASST_BINDING_FEATURE_GATE))
+      out.push(
+        invalid(
+          p.child('passtBinding'),
+          `the ${PASST_BINDING_FEATURE_GATE} feature gate is disabled in this cluster (developerConfiguration.disabledFeatureGates in the KubeVirt CR); remove it from there, or use masquerade`,
+        ),
+      );
+    if (iface.passtBinding !== undefined && !onPod && networkNames.has(iface.name))
+      out.push(
+        invalid(
+          p.child('passtBinding'),
+          `the passtBinding binding works only on the pod network; network ${show(iface.name)} is not one`,
+        ),
+      );
     if (iface.bridge !== undefined && onPod && !options.config.permitBridgeInterfaceOnPodNetwork)
       out.push(
         invalid(
@@ -389,8 +403,13 @@ function validateNetworks(
             : 'the bridge binding on the pod network is not permitted by the cluster (network.permitBridgeInterfaceOnPodNetwork in the KubeVirt CR); use masquerade',
         ),
       );
-    if (iface.ports !== undefined && iface.ports.length > 0 && iface.masquerade === undefined)
-      out.push(invalid(p.child('ports'), 'ports apply only to the masquerade binding'));
+    if (
+      iface.ports !== undefined &&
+      iface.ports.length > 0 &&
+      iface.masquerade === undefined &&
+      iface.passtBinding === undefined
+    )
+      out.push(invalid(p.child('ports'), 'ports apply only to the masquerade and passtBinding bindings'));
     (iface.ports ?? []).forEach((port, j) => {
       const pp = p.child('ports').index(j);
       if (!Number.isInteger(port.port) || port.port < 1 || port.port > 65535)
