@@ -1,6 +1,7 @@
 {{/*
 Rules of the subresources.kubevirt.io API for the user roles. Call with (dict "write" bool "console" bool):
-`console` adds the interactive streams (console, VNC), `write` the actions that change a VM's state.
+`console` adds the interactive streams (console, VNC, and port-forward to a VM's or VMI's guest ports, as
+KubeVirt's admin and edit roles grant them), `write` the actions that change a VM's state.
 */}}
 {{- define "kubevirt-ts.userRoles.subresources" -}}
 - apiGroups: ["subresources.kubevirt.io"]
@@ -8,7 +9,11 @@ Rules of the subresources.kubevirt.io API for the user roles. Call with (dict "w
   verbs: ["get"]
 {{- if .console }}
 - apiGroups: ["subresources.kubevirt.io"]
-  resources: ["virtualmachineinstances/console", "virtualmachineinstances/vnc"]
+  resources:
+    - virtualmachineinstances/console
+    - virtualmachineinstances/vnc
+    - virtualmachineinstances/portforward
+    - virtualmachines/portforward
   verbs: ["get"]
 {{- end }}
 {{- if .write }}

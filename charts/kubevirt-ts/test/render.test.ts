@@ -396,10 +396,15 @@ describe('the default rendering', () => {
     expect(verbs('kubevirt.io:edit').has('deletecollection')).toBe(false);
     const resources = (name: string) =>
       rules(find(defaults, 'ClusterRole', name)).flatMap((r) => r.resources);
-    expect(resources('kubevirt.io:edit')).toEqual(
-      expect.arrayContaining(['virtualmachines/start', 'virtualmachineinstances/console']),
-    );
-    expect(resources('kubevirt.io:view')).not.toContain('virtualmachineinstances/console');
+    const streams = [
+      'virtualmachineinstances/console',
+      'virtualmachineinstances/portforward',
+      'virtualmachines/portforward',
+    ];
+    for (const role of ['kubevirt.io:admin', 'kubevirt.io:edit']) {
+      expect(resources(role)).toEqual(expect.arrayContaining(['virtualmachines/start', ...streams]));
+    }
+    for (const stream of streams) expect(resources('kubevirt.io:view')).not.toContain(stream);
   });
 
   it('installs every CRD, kept on uninstall', () => {

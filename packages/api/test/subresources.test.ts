@@ -879,6 +879,145 @@ describe('console, VNC, pause and guest info through virt-handler', () => {
   });
 });
 
+describe('port-forward: virt-api dials the VMI’s pod address itself', () => {
+  let guest: net.Server;
+  let guestPort = 0;
+
+  beforeAll(async () => {
+    // The stand-in guest: a TCP server in this network namespace, where the virt-api process also runs; the VMI's
+    // status names 127.0.0.1 as its pod address. It greets, then echoes, and closes after the client's bye.
+    guest = net.createServer((socket) => {
+      socket.write('hello from the stand-in guest\n');
+      let seen = '';
+      socket.on('data', (d: Buffer) => {
+        socket.write(d);
+        seen += d.toString();
+        if (seen.includes('bye\n')) socket.end();
+      });
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => guest.listen(0, '127.0.0.1', resolve));
+    guestPort = (guest.address() as net.AddressInfo).port;
+    await custom().createNamespacedCustomObject({
+      ...group,
+      namespace: ns.name,
+      plural: 'virtualmachineinstances',
+      body: {
+        apiVersion: 'kubevirt.io/v1',
+        kind: 'VirtualMachineInstance',
+        metadata: { name: 'pf-guest' },
+        spec: {
+          ...vmiSpec(),
+          domain: {
+            ...vmiSpec().domain,
+            devices: { ...vmiSpec().domain.devices, interfaces: [{ name: 'default', masquerade: {} }] },
+          },
+          networks: [{ name: 'default', pod: {} }],
+        },
+      },
+    });
+    const asHandler = new KubeConfig();
+    asHandler.loadFromFile(state.kubeconfigs.services['virt-handler'] ?? '');
+    await asHandler.makeApiClient(CustomObjectsApi).patchNamespacedCustomObject(
+      {
+        ...group,
+        namespace: ns.name,
+        plural: 'virtualmachineinstances',
+        name: 'pf-guest',
+        body: {
+          status: {
+            phase: 'Running',
+            nodeName,
+            interfaces: [{ name: 'default', ipAddress: '127.0.0.1', ipAddresses: ['127.0.0.1'] }],
+          },
+        },
+      },
+      mergePatchOptions(),
+    );
+    await eventually(
+      async () => ((await readVMI('pf-guest')).status?.interfaces?.length ? true : undefined),
+      {
+        timeoutMs: 30_000,
+        description: 'VMI pf-guest to report its pod address',
+      },
+    );
+  });
+
+  afterAll(() => new Promise<void>((resolve) => guest.close(() => resolve())));
+
+  /** `virtctl port-forward --stdio` with `input` on stdin, until the guest ends the connection. */
+  function stdio(args: string[], input: string, as: keyof typeof kubeconfigs = 'admin'): Promise<Run> {
+    return new Promise((resolve) => {
+      const child = spawn(
+        process.execPath,
+        [
+          '--conditions=@kubevirt-ts/source',
+          VIRTCTL,
+          'port-forward',
+          '--stdio=true',
+          ...args,
+          '--kubeconfig',
+          kubeconfigs[as],
+        ],
+        { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, KUBECONFIG: '' } },
+      );
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      child.on('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+      child.stdin.end(input);
+    });
+  }
+
+  it('virtctl port-forward --stdio carries bytes through the aggregator, virt-api and its own dial', async () => {
+    const run = await stdio([`vmi/pf-guest.${ns.name}`, String(guestPort)], 'ping\nbye\n');
+    expect(run).toEqual({
+      code: 0,
+      stdout: 'hello from the stand-in guest\nping\nbye\n',
+      stderr: '',
+    });
+  });
+
+  it('view may not port-forward; a refused port and a VMI that is not running say why', async () => {
+    const denied = await stdio([`vmi/pf-guest.${ns.name}`, String(guestPort)], '', 'viewer');
+    expect(denied.code).toBe(1);
+    expect(denied.stderr).toContain(
+      `virtctl: forbidden: you may not forward TCP port ${guestPort} of VirtualMachineInstance ${ns.name}/pf-guest: ` +
+        `this needs verb "get" on "virtualmachineinstances/portforward"`,
+    );
+    const closed = net.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const closedPort = (closed.address() as net.AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const refused = await stdio([`vmi/pf-guest.${ns.name}`, String(closedPort)], '', 'editor');
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toBe(
+      `virtctl: cannot forward TCP port ${closedPort} of VirtualMachineInstance ${ns.name}/pf-guest: dialing VM: ` +
+        `TCP port ${closedPort} of the VMI at 127.0.0.1: connect ECONNREFUSED 127.0.0.1:${closedPort}; nothing in ` +
+        'the guest accepts connections on that port\n',
+    );
+    await custom().createNamespacedCustomObject({
+      ...group,
+      namespace: ns.name,
+      plural: 'virtualmachineinstances',
+      body: {
+        apiVersion: 'kubevirt.io/v1',
+        kind: 'VirtualMachineInstance',
+        metadata: { name: 'pf-pending' },
+        spec: vmiSpec(),
+      },
+    });
+    const pending = await stdio([`vmi/pf-pending.${ns.name}`, '22'], '');
+    expect(pending.code).toBe(1);
+    expect(pending.stderr).toMatch(
+      new RegExp(
+        `^virtctl: cannot forward TCP port 22 of VirtualMachineInstance ${ns.name}/pf-pending: VMI is not running \\(phase `,
+      ),
+    );
+  });
+});
+
 describe('with the VM controller running', () => {
   let controllers: Controllers | undefined;
   const abort = new AbortController();

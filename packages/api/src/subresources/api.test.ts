@@ -2,7 +2,9 @@
 // in-memory VM/VMI store, and a real handler.v1 server (packages/proto's serveHandler, mutual TLS with certificates
 // from one CA, as virt-controller issues them) that echoes console/VNC bytes and records commands. What Kubernetes
 // itself adds (RBAC, the aggregator, JSON patch on stored objects) is covered by test/subresources.test.ts.
+import dgram from 'node:dgram';
 import https from 'node:https';
+import net from 'node:net';
 import { serveHandler, RpcError, type RunningServer } from '@kubevirt-ts/proto';
 import {
   silentLogger,
@@ -462,12 +464,13 @@ describe('commands through virt-handler', () => {
 });
 
 function openStream(
-  sub: 'console' | 'vnc',
+  sub: string,
   name = 'vm1',
+  resource: 'virtualmachineinstances' | 'virtualmachines' = 'virtualmachineinstances',
 ): Promise<{ ws: WebSocket } | { status: number; body: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(
-      `wss://127.0.0.1:${port}${BASE}/virtualmachineinstances/${name}/${sub}`,
+      `wss://127.0.0.1:${port}${BASE}/${resource}/${name}/${sub}`,
       [PLAIN_STREAM_PROTOCOL],
       // ws hands TLS options through to tls.connect, servername included (its types omit it).
       {
@@ -547,5 +550,137 @@ describe('console and VNC over websockets', () => {
     );
     expect(code).toBe(1011);
     expect(reason).toBe('NOT_FOUND: VMI ns/vm1 with UID uid-old does not run on this node');
+  });
+});
+
+describe('portforward over websockets, dialed by virt-api itself', () => {
+  /** A Running VMI whose pod network interface reports the loopback, so a real local server stands in for the guest. */
+  function forwardable(binding: Record<string, unknown> = { bridge: {} }): VirtualMachineInstance {
+    const running = vmi('Running');
+    running.metadata = { ...running.metadata, ownerReferences: [{ uid: 'vm-uid' } as never] };
+    running.spec = {
+      domain: { devices: { interfaces: [{ name: 'default', ...binding }] } },
+      networks: [{ name: 'default', pod: {} }],
+    };
+    running.status = { ...running.status, interfaces: [{ name: 'default', ipAddress: '127.0.0.1' }] };
+    return running;
+  }
+
+  async function tcpEcho(): Promise<{ port: number; close: () => void }> {
+    const guest = net.createServer((socket) => {
+      socket.write('hello from the guest\n');
+      socket.pipe(socket);
+    });
+    await new Promise<void>((resolve) => guest.listen(0, '127.0.0.1', resolve));
+    return { port: (guest.address() as net.AddressInfo).port, close: () => guest.close() };
+  }
+
+  it('carries one TCP connection to the VMI’s pod address, authorized as get on virtualmachineinstances/portforward', async () => {
+    const guest = await tcpEcho();
+    try {
+      store.vmis.set(`${NS}/vm1`, forwardable());
+      const opened = await openStream(`portforward/${guest.port}`);
+      if (!('ws' in opened)) throw new Error(`portforward refused: ${JSON.stringify(opened)}`);
+      expect((await nextMessage(opened.ws)).toString()).toBe('hello from the guest\n');
+      const reply = nextMessage(opened.ws);
+      opened.ws.send(Buffer.from('ping'));
+      expect((await reply).toString()).toBe('ping');
+      expect(access[0]).toMatchObject({
+        verb: 'get',
+        resource: 'virtualmachineinstances',
+        subresource: 'portforward',
+        name: 'vm1',
+      });
+      const closed = new Promise<number>((resolve) => opened.ws.once('close', (code) => resolve(code)));
+      opened.ws.close(1000);
+      expect(await closed).toBe(1000);
+    } finally {
+      guest.close();
+    }
+  });
+
+  it('reaches the VMI through its VM, and closes the websocket when the guest closes the connection', async () => {
+    const guest = net.createServer((socket) => socket.end('bye\n'));
+    await new Promise<void>((resolve) => guest.listen(0, '127.0.0.1', resolve));
+    try {
+      store.vms.set(`${NS}/vm1`, vm('Always', { created: true }));
+      store.vmis.set(`${NS}/vm1`, forwardable());
+      const port = (guest.address() as net.AddressInfo).port;
+      const opened = await openStream(`portforward/${port}/tcp`, 'vm1', 'virtualmachines');
+      if (!('ws' in opened)) throw new Error(`portforward refused: ${JSON.stringify(opened)}`);
+      const closed = new Promise<number>((resolve) => opened.ws.once('close', (code) => resolve(code)));
+      expect((await nextMessage(opened.ws)).toString()).toBe('bye\n');
+      expect(await closed).toBe(1000);
+      expect(access[0]).toMatchObject({ resource: 'virtualmachines', subresource: 'portforward' });
+    } finally {
+      guest.close();
+    }
+  });
+
+  it('carries UDP datagrams, one websocket message each', async () => {
+    const guest = dgram.createSocket('udp4');
+    guest.on('message', (msg, from) =>
+      guest.send(Buffer.from(`echo ${msg.toString()}`), from.port, from.address),
+    );
+    await new Promise<void>((resolve) => guest.bind(0, '127.0.0.1', resolve));
+    try {
+      store.vmis.set(`${NS}/vm1`, forwardable());
+      const opened = await openStream(`portforward/${guest.address().port}/udp`);
+      if (!('ws' in opened)) throw new Error(`portforward refused: ${JSON.stringify(opened)}`);
+      const reply = nextMessage(opened.ws);
+      opened.ws.send(Buffer.from('query'));
+      expect((await reply).toString()).toBe('echo query');
+      opened.ws.close();
+    } finally {
+      guest.close();
+    }
+  });
+
+  it('refuses with a Status: stopped VM (409), VMI not running (409), bad port or protocol (400), denied (403)', async () => {
+    store.vms.set(`${NS}/vm1`, vm('Halted', { created: false }));
+    expect(await openStream('portforward/22', 'vm1', 'virtualmachines')).toEqual({
+      status: 409,
+      body: expect.objectContaining({
+        reason: 'Conflict',
+        message: 'Operation cannot be fulfilled on virtualmachine.kubevirt.io "vm1": VMI is not started',
+      }) as unknown,
+    });
+    store.vmis.set(`${NS}/vm1`, vmi('Scheduling'));
+    expect(await openStream('portforward/22')).toMatchObject({
+      status: 409,
+      body: { message: expect.stringContaining('VMI is not running (phase Scheduling)') as unknown },
+    });
+    store.vmis.set(`${NS}/vm1`, forwardable());
+    expect(await openStream('portforward/70000')).toMatchObject({
+      status: 400,
+      body: { message: 'port must be a number from 1 to 65535, got "70000"' },
+    });
+    expect(await openStream('portforward/22/sctp')).toMatchObject({
+      status: 400,
+      body: { message: 'protocol must be tcp or udp, got "sctp"' },
+    });
+    allow = () => false;
+    expect(await openStream('portforward/22')).toMatchObject({
+      status: 403,
+      body: {
+        message: expect.stringContaining(
+          'cannot get resource "virtualmachineinstances/portforward"',
+        ) as unknown,
+      },
+    });
+  });
+
+  it('answers 500 naming the masquerade port list when the dial is refused', async () => {
+    const closedPort = await tcpEcho();
+    closedPort.close();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    store.vmis.set(`${NS}/vm1`, forwardable({ masquerade: {}, ports: [{ name: 'http', port: 80 }] }));
+    const refused = await openStream(`portforward/${closedPort.port}`);
+    expect(refused).toMatchObject({ status: 500, body: { reason: 'InternalError' } });
+    if ('ws' in refused) throw new Error('expected the upgrade to be refused');
+    const message = String(refused.body.message);
+    expect(message).toContain(`dialing VM: TCP port ${closedPort.port} of the VMI at 127.0.0.1`);
+    expect(message).toContain('ECONNREFUSED');
+    expect(message).toContain('forwards only the ports in spec.domain.devices.interfaces[0].ports (80/TCP)');
   });
 });

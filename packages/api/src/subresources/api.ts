@@ -2,7 +2,8 @@
 // request is authenticated by the server (front-proxy certificate), authorized here with a SubjectAccessReview,
 // then either written to the VM by virt-api itself (start, stop, restart: state-change.ts decides the patch) or
 // handed to the virt-handler of the VMI's node over handler.v1 (pause, unpause, softreboot, guestosinfo, and the
-// console and VNC byte streams, which arrive as websocket upgrades).
+// console and VNC byte streams, which arrive as websocket upgrades). Port-forward is also a websocket, but virt-api
+// dials the guest itself (portforward.ts).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { RpcError, statusName, type HandlerConnection } from '@kubevirt-ts/proto';
@@ -21,9 +22,19 @@ import {
 } from './errors.ts';
 import { handlerFailure, type HandlerDialer, type HandlerEndpoint, type HandlerLocator } from './handler.ts';
 import {
+  dialFailure,
+  dialGuest,
+  guestAddress,
+  validateForPortForward,
+  vmiOfVM,
+  type GuestDialer,
+} from './portforward.ts';
+import {
   dryRunOptions,
   parseBody,
   parseSubresourcePath,
+  portForwardTarget,
+  rbacSubresource,
   rbacVerb,
   restartOptions,
   routeOf,
@@ -50,6 +61,8 @@ export interface SubresourceApiOptions {
   authorizer: Authorizer;
   locator: Pick<HandlerLocator, 'find'>;
   dialer: Pick<HandlerDialer, 'connect'>;
+  /** Opens port-forward connections to guests; default: TCP/UDP to the VMI's pod IP (portforward.ts). */
+  dialGuest?: GuestDialer;
   registry?: Registry;
   /** Largest options body accepted. Default 64 KiB (they are a few bytes). */
   maxBodyBytes?: number;
@@ -154,6 +167,7 @@ export class SubresourceApi {
   readonly #sessions = new Set<WebSocket>();
   readonly #active: ((labels: { namespace: string; vmi: string }, delta: number) => void) | undefined;
   readonly #activeVnc: ((labels: { namespace: string; vmi: string }, delta: number) => void) | undefined;
+  readonly #activeTunnels: ((labels: { namespace: string; name: string }, delta: number) => void) | undefined;
 
   constructor(opts: SubresourceApiOptions) {
     this.#o = opts;
@@ -169,17 +183,24 @@ export class SubresourceApi {
         help: 'Open VNC connections, by VMI',
         labelNames: ['namespace', 'vmi'],
       });
+      // KubeVirt's name and labels, so its dashboards and alerts read ours.
+      const tunnels = gauge(opts.registry, {
+        name: 'kubevirt_portforward_active_tunnels',
+        help: 'Open port-forward tunnels (websockets carrying one guest connection each), by namespace and VMI name',
+        labelNames: ['namespace', 'name'],
+      });
       this.#active = (labels, delta) => consoles.inc(labels, delta);
       this.#activeVnc = (labels, delta) => vncs.inc(labels, delta);
+      this.#activeTunnels = (labels, delta) => tunnels.inc(labels, delta);
     }
   }
 
-  /** Open console/VNC sessions. */
+  /** Open console/VNC/port-forward sessions. */
   get sessions(): number {
     return this.#sessions.size;
   }
 
-  /** Ends every open console/VNC session (shutdown): the clients see the websocket close. */
+  /** Ends every open console/VNC/port-forward session (shutdown): the clients see the websocket close. */
   closeSessions(): void {
     for (const ws of this.#sessions) ws.close(1001, 'virt-api is shutting down');
   }
@@ -227,6 +248,8 @@ export class SubresourceApi {
           return send(res, 200, await this.#guestOSInfo(path, log));
         case 'virtualmachineinstances/console':
         case 'virtualmachineinstances/vnc':
+        case 'virtualmachineinstances/portforward':
+        case 'virtualmachines/portforward':
           throw badRequest(`${route} needs a websocket upgrade`);
       }
     } catch (err) {
@@ -241,16 +264,38 @@ export class SubresourceApi {
     }
   }
 
-  /** A websocket upgrade (console, vnc). */
+  /** A websocket upgrade (console, vnc, portforward). */
   async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, who: RequestUser): Promise<void> {
     const method = req.method ?? 'GET';
     const url = new URL(req.url ?? '/', 'https://virt-api');
     let connection: HandlerConnection | undefined;
+    let guest: Duplex | undefined;
     let ws: WebSocket | undefined;
     try {
       const path = this.#parse(url.pathname);
       const route = routeOf(path, method, true);
       await this.#authorize(who, path, method);
+      if (route === 'virtualmachineinstances/portforward' || route === 'virtualmachines/portforward') {
+        const log = this.#log.child({
+          user: who.user,
+          namespace: path.namespace,
+          name: path.name,
+          action: 'portforward',
+        });
+        const opened = await this.#dialPortForward(path, route, log);
+        guest = opened.stream;
+        // As KubeVirt's: the dial comes first, so a refused port is an HTTP status, not an empty tunnel.
+        ws = await acceptUpgrade(this.#wss, req, socket, head);
+        const labels = { namespace: path.namespace, name: opened.vmiName };
+        await this.#session(
+          ws,
+          guest,
+          log,
+          (delta) => this.#activeTunnels?.(labels, delta),
+          (err) => err.message,
+        );
+        return;
+      }
       const vmi = await this.#getVMI(path.namespace, path.name);
       validations[route]?.(vmi, path.name);
       const endpoint = await this.#endpointFor(vmi, path.name);
@@ -265,7 +310,16 @@ export class SubresourceApi {
         action: path.subresource,
         handler: endpoint.pod,
       });
-      await this.#session(ws, stream, route, path, log);
+      const gaugeOf = route === 'virtualmachineinstances/vnc' ? this.#activeVnc : this.#active;
+      const labels = { namespace: path.namespace, vmi: path.name };
+      // The close reason has 123 bytes: the handler's status and words, not the RPC path and address.
+      await this.#session(
+        ws,
+        stream,
+        log,
+        (delta) => gaugeOf?.(labels, delta),
+        (err) => (err instanceof RpcError ? `${statusName(err.code)}: ${err.details}` : err.message),
+      );
     } catch (err) {
       const error = asSubresourceError(err);
       if (error.code >= 500) {
@@ -277,28 +331,52 @@ export class SubresourceApi {
       // Before the handshake the client gets an HTTP status; after it, only a websocket close can tell it why.
       if (ws !== undefined) ws.close(1011, closeReason(error.message));
       else if (socket.writable) rejectUpgrade(socket, error.toStatus());
+      if (ws === undefined) guest?.destroy();
     } finally {
       connection?.close();
+    }
+  }
+
+  /** portforward: the VMI (through its VM for `virtualmachines/...`), checked, and the guest's port dialed. */
+  async #dialPortForward(
+    path: SubresourcePath,
+    route: Route,
+    log: Logger,
+  ): Promise<{ stream: Duplex; vmiName: string }> {
+    const target = portForwardTarget(path.subresource);
+    let vmi: VirtualMachineInstance;
+    if (route === 'virtualmachines/portforward') {
+      const vm = await this.#o.store.getVM(path.namespace, path.name);
+      vmi = vmiOfVM(vm, await this.#o.store.findVMI(path.namespace, path.name), path.name);
+    } else {
+      vmi = await this.#getVMI(path.namespace, path.name);
+    }
+    const vmiName = vmi.metadata?.name ?? path.name;
+    validateForPortForward(vmi, vmiName);
+    const address = guestAddress(vmi, vmiName);
+    const details = { port: target.port, protocol: target.protocol, address: address.ip };
+    try {
+      const stream = await (this.#o.dialGuest ?? dialGuest)(address.ip, target);
+      log.info(details, 'guest port dialed');
+      return { stream, vmiName };
+    } catch (err) {
+      // A 500 as in KubeVirt; upgrade() logs it with the path, which names the port.
+      throw dialFailure(err, address, target);
     }
   }
 
   async #session(
     ws: WebSocket,
     stream: Duplex,
-    route: Route,
-    path: SubresourcePath,
     log: Logger,
+    count: (delta: number) => void,
+    describe: (err: Error) => string,
   ): Promise<void> {
-    const gaugeOf = route === 'virtualmachineinstances/vnc' ? this.#activeVnc : this.#active;
-    const labels = { namespace: path.namespace, vmi: path.name };
     this.#sessions.add(ws);
-    gaugeOf?.(labels, 1);
+    count(1);
     log.info('stream opened');
     try {
-      // The close reason has 123 bytes: the handler's status and words, not the RPC path and address.
-      const result = await bridge(ws, stream, (err) =>
-        err instanceof RpcError ? `${statusName(err.code)}: ${err.details}` : err.message,
-      );
+      const result = await bridge(ws, stream, describe);
       log.info(
         {
           ended: result.ended,
@@ -310,7 +388,7 @@ export class SubresourceApi {
       );
     } finally {
       this.#sessions.delete(ws);
-      gaugeOf?.(labels, -1);
+      count(-1);
     }
   }
 
@@ -335,7 +413,7 @@ export class SubresourceApi {
       namespace: path.namespace,
       verb,
       resource: path.resource,
-      subresource: path.subresource,
+      subresource: rbacSubresource(path),
       name: path.name,
     };
     const decision = await this.#o.authorizer.authorize(request);
@@ -344,7 +422,7 @@ export class SubresourceApi {
         {
           user: who.user,
           verb,
-          resource: `${path.resource}/${path.subresource}`,
+          resource: `${path.resource}/${rbacSubresource(path)}`,
           namespace: path.namespace,
           name: path.name,
         },

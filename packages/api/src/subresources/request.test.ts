@@ -4,6 +4,8 @@ import {
   dryRunOptions,
   parseBody,
   parseSubresourcePath,
+  portForwardTarget,
+  rbacSubresource,
   rbacVerb,
   restartOptions,
   routeOf,
@@ -95,6 +97,52 @@ describe('routeOf', () => {
     const plain = errorOf(() => routeOf(path('virtualmachineinstances', 'vnc'), 'GET', false));
     expect(plain.code).toBe(400);
     expect(plain.message).toContain('plain.kubevirt.io');
+  });
+
+  it('serves portforward/PORT[/PROTOCOL] on VMs and VMIs as one websocket route, authorized as `portforward`', () => {
+    expect(routeOf(path('virtualmachineinstances', 'portforward/22'), 'GET', true)).toBe(
+      'virtualmachineinstances/portforward',
+    );
+    expect(routeOf(path('virtualmachines', 'portforward/53/udp'), 'GET', true)).toBe(
+      'virtualmachines/portforward',
+    );
+    expect(rbacSubresource(path('virtualmachines', 'portforward/53/udp'))).toBe('portforward');
+    expect(rbacSubresource(path('virtualmachineinstances', 'vnc/screenshot'))).toBe('vnc');
+    expect(rbacSubresource(path('virtualmachines', 'start'))).toBe('start');
+    expect(errorOf(() => routeOf(path('virtualmachines', 'portforward/22'), 'GET', false))).toMatchObject({
+      code: 400,
+    });
+    expect(errorOf(() => routeOf(path('virtualmachines', 'portforward/22'), 'PUT', true)).code).toBe(405);
+  });
+});
+
+describe('portForwardTarget', () => {
+  it('reads the port and the protocol, tcp by default', () => {
+    expect(portForwardTarget('portforward/22')).toEqual({ port: 22, protocol: 'tcp' });
+    expect(portForwardTarget('portforward/65535/udp')).toEqual({ port: 65535, protocol: 'udp' });
+    expect(portForwardTarget('portforward/1/TCP')).toEqual({ port: 1, protocol: 'tcp' });
+  });
+
+  it('answers 400 naming the port or protocol that is wrong', () => {
+    expect(errorOf(() => portForwardTarget('portforward'))).toMatchObject({
+      code: 400,
+      message:
+        'port must not be empty: the path ends in .../portforward/PORT or .../portforward/PORT/PROTOCOL',
+    });
+    for (const bad of ['0', '65536', '-1', 'ssh', '2.5', '123456']) {
+      expect(
+        errorOf(() => portForwardTarget(`portforward/${bad}`)),
+        bad,
+      ).toMatchObject({
+        code: 400,
+        message: `port must be a number from 1 to 65535, got "${bad}"`,
+      });
+    }
+    expect(errorOf(() => portForwardTarget('portforward/22/sctp'))).toMatchObject({
+      code: 400,
+      message: 'protocol must be tcp or udp, got "sctp"',
+    });
+    expect(errorOf(() => portForwardTarget('portforward/22/tcp/more')).code).toBe(404);
   });
 });
 

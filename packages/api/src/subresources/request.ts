@@ -1,6 +1,7 @@
 // Reading a subresource request: which object and action the path names, the RBAC verb it needs (the way
 // kube-apiserver derives it, so a SubjectAccessReview asks what the aggregator already asked), and the options in
-// its query and body (KubeVirt's StartOptions, StopOptions, RestartOptions, PauseOptions).
+// its query and body (KubeVirt's StartOptions, StopOptions, RestartOptions, PauseOptions), and the port and
+// protocol of a port-forward path.
 import { VERSION_PATH } from '../discovery.ts';
 import { badRequest, SubresourceError } from './errors.ts';
 
@@ -72,13 +73,29 @@ export const ROUTES = {
   'virtualmachineinstances/guestosinfo': { method: 'GET', stream: false },
   'virtualmachineinstances/console': { method: 'GET', stream: true },
   'virtualmachineinstances/vnc': { method: 'GET', stream: true },
+  'virtualmachines/portforward': { method: 'GET', stream: true },
+  'virtualmachineinstances/portforward': { method: 'GET', stream: true },
 } as const;
+
+/**
+ * The subresource RBAC knows: kube-apiserver takes the path segment after the name (`portforward` of
+ * `portforward/22/tcp`, `vnc` of `vnc/screenshot`), so that is what a SubjectAccessReview asks about.
+ */
+export function rbacSubresource(path: SubresourcePath): string {
+  return path.subresource.split('/')[0] ?? path.subresource;
+}
+
+/** The route key of a path: `portforward/PORT[/PROTOCOL]` is one route whatever the port. */
+function routeKey(path: SubresourcePath): string {
+  const sub = rbacSubresource(path) === 'portforward' ? 'portforward' : path.subresource;
+  return `${path.resource}/${sub}`;
+}
 
 export type Route = keyof typeof ROUTES;
 
 /** The route a parsed path names, or an error saying why it is not served (404) or not with this method (405). */
 export function routeOf(path: SubresourcePath, method: string, upgrade: boolean): Route {
-  const key = `${path.resource}/${path.subresource}`;
+  const key = routeKey(path);
   if (!(key in ROUTES)) {
     throw new SubresourceError(
       404,
@@ -99,10 +116,36 @@ export function routeOf(path: SubresourcePath, method: string, upgrade: boolean)
   if (spec.stream && !upgrade) {
     throw badRequest(
       `${key} is a websocket stream: send a GET with "Upgrade: websocket" (subprotocol plain.kubevirt.io), ` +
-        'as `virtctl console` and `virtctl vnc` do',
+        'as `virtctl console`, `virtctl vnc` and `virtctl port-forward` do',
     );
   }
   return route;
+}
+
+export type PortForwardProtocol = 'tcp' | 'udp';
+
+export interface PortForwardTarget {
+  port: number;
+  protocol: PortForwardProtocol;
+}
+
+/** The guest port and protocol of `portforward/PORT[/PROTOCOL]` (protocol tcp when absent, as in KubeVirt). */
+export function portForwardTarget(subresource: string): PortForwardTarget {
+  const [, rawPort, rawProtocol, ...extra] = subresource.split('/');
+  const shape = 'the path ends in .../portforward/PORT or .../portforward/PORT/PROTOCOL';
+  if (rawPort === undefined || rawPort === '') throw badRequest(`port must not be empty: ${shape}`);
+  if (extra.length > 0) {
+    throw new SubresourceError(404, 'NotFound', `${subresource} is not a port-forward path: ${shape}`);
+  }
+  const port = /^\d{1,5}$/.test(rawPort) ? Number(rawPort) : NaN;
+  if (!(port >= 1 && port <= 65535)) {
+    throw badRequest(`port must be a number from 1 to 65535, got ${JSON.stringify(rawPort)}`);
+  }
+  const protocol = (rawProtocol ?? 'tcp').toLowerCase();
+  if (protocol !== 'tcp' && protocol !== 'udp') {
+    throw badRequest(`protocol must be tcp or udp, got ${JSON.stringify(rawProtocol)}`);
+  }
+  return { port, protocol };
 }
 
 export interface StartOptions {
