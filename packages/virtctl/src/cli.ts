@@ -14,6 +14,8 @@ import {
   type ExposeKind,
   type ExposeOptions,
 } from './expose.ts';
+import { parsePort, parseTarget, type ForwardedPort, type PortForwardTarget } from './portforward.ts';
+import { SCP_COMMAND, SSH_COMMAND, scpOptions, sshOptions, type ScpOptions, type SshOptions } from './ssh.ts';
 
 export type Command =
   | { name: 'start'; target: string; paused: boolean; dryRun: boolean }
@@ -23,6 +25,15 @@ export type Command =
   | { name: 'console'; target: string; timeoutMinutes: number }
   | { name: 'vnc'; target: string; proxyOnly: boolean; port: number; address: string }
   | { name: 'expose'; kind: ExposeKind; target: string; options: ExposeOptions }
+  | {
+      name: 'port-forward';
+      target: PortForwardTarget;
+      ports: ForwardedPort[];
+      address: string;
+      stdio: boolean;
+    }
+  | { name: 'ssh'; options: SshOptions }
+  | { name: 'scp'; options: ScpOptions }
   | { name: 'version' }
   | { name: 'help'; topic: string | undefined };
 
@@ -31,7 +42,7 @@ export interface Invocation {
   command: Command;
 }
 
-type OptionSpec = { type: 'string' | 'boolean'; short?: string };
+type OptionSpec = { type: 'string' | 'boolean'; short?: string; multiple?: boolean };
 
 const GLOBAL: Record<string, OptionSpec> = {
   kubeconfig: { type: 'string' },
@@ -130,6 +141,27 @@ const COMMANDS: Record<
       'ip-family-policy': { type: 'string' },
     },
   },
+  'port-forward': {
+    usage: 'port-forward [--address=ADDRESS] [--stdio] TYPE/NAME[.NAMESPACE] PORT[:GUESTPORT][/PROTOCOL]...',
+    summary: 'Forward local ports to a virtual machine (through the API server).',
+    details:
+      'TYPE is vm or vmi; the namespace comes from NAME.NAMESPACE, TYPE/NAME/NAMESPACE, -n, or the context.\n' +
+      'A port is LOCAL[:GUEST][/PROTOCOL] or [PROTOCOL/]LOCAL[:GUEST] (KubeVirt’s form); PROTOCOL is tcp (the\n' +
+      'default) or udp; :GUEST alone listens on a free local port. Every local connection gets its own tunnel\n' +
+      'through the portforward subresource (verb "get" on virtualmachines/portforward or\n' +
+      'virtualmachineinstances/portforward). A masquerade interface forwards only the ports it lists.\n\n' +
+      'Flags:\n' +
+      '  --address ADDRESS  the local address to listen on (default 127.0.0.1)\n' +
+      '  --stdio            connect stdin and stdout to the one PORT given (as ssh’s ProxyCommand); messages\n' +
+      '                     go to stderr only\n\n' +
+      'Examples:\n' +
+      '  virtctl port-forward vm/web 8080:80       # http://127.0.0.1:8080 is the guest’s port 80\n' +
+      '  virtctl port-forward vmi/dns.team-a 5353:53/udp\n' +
+      '  ssh -o ProxyCommand="virtctl port-forward --stdio=true vm/web.team-a 22" user@web\n',
+    options: { address: { type: 'string' }, stdio: { type: 'boolean' } },
+  },
+  ssh: SSH_COMMAND,
+  scp: SCP_COMMAND,
   version: { usage: 'version', summary: 'Print the client and server versions.', options: {} },
   help: { usage: 'help [COMMAND]', summary: 'Show help for virtctl or one of its commands.', options: {} },
 };
@@ -392,6 +424,38 @@ export function parseCommandLine(argv: string[], program = programName()): Invoc
       }
       return { connection, command: { name, kind, target: target ?? '', options: exposeOptions(values) } };
     }
+    case 'port-forward': {
+      if (positionals.length < 2) {
+        throw new UsageError(
+          `"port-forward" takes a target and at least one port, got ${positionals.length === 0 ? 'none' : positionals.join(' ')}; ` +
+            `usage: ${program} ${spec.usage}`,
+        );
+      }
+      const [targetWord = '', ...portWords] = positionals;
+      const target = parseTarget(targetWord);
+      if (
+        target.namespace !== undefined &&
+        connection.namespace !== undefined &&
+        target.namespace !== connection.namespace
+      ) {
+        throw new UsageError(
+          `the namespace is given twice: ${JSON.stringify(target.namespace)} in ${JSON.stringify(targetWord)} and ` +
+            `${JSON.stringify(connection.namespace)} with -n; give one`,
+        );
+      }
+      const ports = portWords.map(parsePort);
+      const stdio = flag('stdio') === true;
+      if (stdio && ports.length !== 1) {
+        throw new UsageError(`--stdio forwards exactly one port, got ${ports.length}`);
+      }
+      const address = (flag('address') as string | undefined) ?? '127.0.0.1';
+      if (address === '') throw new UsageError('--address must not be empty');
+      return { connection, command: { name, target, ports, address, stdio } };
+    }
+    case 'ssh':
+      return { connection, command: { name, options: sshOptions(values, positionals, connection) } };
+    case 'scp':
+      return { connection, command: { name, options: scpOptions(values, positionals, connection) } };
     case 'version':
       expect(0, 'no arguments');
       return { connection, command: { name } };

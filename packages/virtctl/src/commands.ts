@@ -10,6 +10,8 @@ import { helpText } from './cli.ts';
 import { attachConsole } from './console.ts';
 import { expose } from './expose.ts';
 import { SUBRESOURCE_GROUP, VirtctlError, failure, statusOf, type Action } from './errors.ts';
+import { forwardPorts, pipeStdio, tunnelOpener } from './portforward.ts';
+import { runLocalClient, scpArguments, sshArguments, virtctlCommand } from './ssh.ts';
 import { proxyVnc } from './vnc.ts';
 
 export const PLAIN_STREAM_PROTOCOL = 'plain.kubevirt.io';
@@ -98,12 +100,15 @@ async function openStream(client: ApiClient, act: Action, io: Io, waitMs: number
   }
 }
 
-/** Runs one command; resolves when it is done, rejects with a VirtctlError or UsageError. */
+/**
+ * Runs one command; resolves when it is done (with the exit code of the local client that `ssh` and `scp` ran),
+ * rejects with a VirtctlError or UsageError.
+ */
 export async function execute(
   invocation: Invocation,
   io: Io,
   makeClient: (flags: ConnectionFlags) => ApiClient = (flags) => ApiClient.fromFlags(flags),
-): Promise<void> {
+): Promise<number | void> {
   const command: Command = invocation.command;
   if (command.name === 'help') {
     io.stdout.write(helpText(command.topic));
@@ -247,6 +252,30 @@ export async function execute(
     }
     case 'expose':
       return say(await expose(client, command.kind, command.target, command.options));
+    case 'port-forward': {
+      const open = tunnelOpener(client, command.target);
+      const [first] = command.ports;
+      if (command.stdio && first !== undefined) return pipeStdio(await open(first), io);
+      return forwardPorts({
+        address: command.address,
+        ports: command.ports,
+        open,
+        stdout: io.stdout,
+        stderr: io.stderr,
+      });
+    }
+    case 'ssh':
+      return runLocalClient(
+        'ssh',
+        sshArguments(command.options, client.namespace, invocation.connection, virtctlCommand()),
+        io,
+      );
+    case 'scp':
+      return runLocalClient(
+        'scp',
+        scpArguments(command.options, client.namespace, invocation.connection, virtctlCommand()),
+        io,
+      );
     case 'version': {
       say(`Client Version: ${clientVersion()}`);
       const res = await client.request('GET', `/apis/${GROUP_VERSION}/version`);

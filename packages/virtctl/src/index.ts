@@ -22,4 +22,29 @@ export {
   type ExposeKind,
   type ExposeOptions,
 } from './expose.ts';
+export {
+  forwardPorts,
+  parsePort,
+  parseTarget,
+  pipeStdio,
+  portForwardSubresource,
+  tunnelFailure,
+  tunnelOpener,
+  type ForwardOptions,
+  type ForwardedPort,
+  type PortForwardTarget,
+} from './portforward.ts';
+export {
+  parseSshTarget,
+  proxyCommand,
+  runLocalClient,
+  scpArguments,
+  shellQuote,
+  sshArguments,
+  sshHost,
+  virtctlCommand,
+  type ScpOptions,
+  type SshFlags,
+  type SshOptions,
+} from './ssh.ts';
 export { proxyVnc, type VncOptions } from './vnc.ts';
