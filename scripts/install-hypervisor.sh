@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the launcher and the test guest need on a Debian machine: QEMU, libvirt's daemons and client,
-# libvirt's schema validator, and the tools the guest image builder uses; also nftables, for devcluster's kube-proxy. Idempotent: a package already installed is
-# skipped, and a machine that has everything costs one dpkg-query. Also creates the `kvm` group and the
-# `libvirt-qemu` user and group that libvirt's QEMU driver looks up at start (Debian's libvirt-daemon-system would
-# create them, but it also installs and starts system daemons, which the launcher must not share).
+# libvirt's schema validator, passt, and the tools the guest image builder uses; also nftables, for devcluster's
+# kube-proxy, and OpenSSH's client, for `virtctl ssh`. Idempotent: a package already installed is skipped, and a
+# machine that has everything costs one dpkg-query. Also creates the `kvm` group and the `libvirt-qemu` user and
+# group that libvirt's QEMU driver looks up at start (Debian's libvirt-daemon-system would create them, but it also
+# installs and starts system daemons, which the launcher must not share).
 # Usage: scripts/install-hypervisor.sh        (as root, or through sudo when it is available)
 set -euo pipefail
 
@@ -20,6 +21,10 @@ PACKAGES=(
   busybox-static cpio kmod dosfstools mtools syslinux syslinux-common fdisk
   # devcluster's kube-proxy (nftables mode) programs each node's Services with the `nft` command.
   nftables
+  # `virtctl ssh`/`scp` run the local OpenSSH client; the e2e suite also makes its test keys with ssh-keygen.
+  openssh-client
+  # The passtBinding interface binding: the launcher runs passt (user-mode networking, no privileges) for QEMU.
+  passt
 )
 
 SUDO=()

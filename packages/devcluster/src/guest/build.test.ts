@@ -23,6 +23,9 @@ describe('parseLdd', () => {
     expect(() => parseLdd('\tliburing.so.2 => not found')).toThrow(
       /needs a library the host lacks: liburing.so.2/,
     );
+    expect(() => parseLdd('\tlibtomcrypt.so.1 => not found', 'dropbear')).toThrow(
+      /dropbear needs a library the host lacks: libtomcrypt.so.1/,
+    );
   });
 });
 

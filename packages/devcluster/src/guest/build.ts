@@ -37,7 +37,9 @@ import { orderModules } from './modules.ts';
 const run = promisify(execFile);
 
 /** Bump when the build steps change in a way the guest files' content does not show. */
-const BUILD_FORMAT = 1;
+const BUILD_FORMAT = 2;
+/** Debian's SSH server (dropbear and dropbearkey), the libraries it needs beyond the host's, and an SFTP server. */
+const SSH_PACKAGES = ['dropbear-bin', 'libtomcrypt1', 'libtommath1', 'openssh-sftp-server'] as const;
 /** The guest's own version, as its os-release and the guest agent report it. */
 export const GUEST_OS_VERSION = '1';
 /** Kernel arguments for kernel boot; the containerDisk's syslinux passes the same. */
@@ -87,6 +89,7 @@ export function testGuestVersion(): string {
         BUILD_FORMAT,
         GUEST_OS_VERSION,
         TEST_GUEST_KERNEL_ARGS,
+        SSH_PACKAGES,
         GUEST_MODULES,
         INIT,
         INITTAB,
@@ -135,9 +138,18 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
-async function tool(cmd: string, args: string[], cwd?: string): Promise<string> {
+async function tool(
+  cmd: string,
+  args: string[],
+  cwd?: string,
+  env?: Record<string, string>,
+): Promise<string> {
   try {
-    const { stdout } = await run(cmd, args, { cwd, maxBuffer: 64 * 1024 * 1024 });
+    const { stdout } = await run(cmd, args, {
+      cwd,
+      env: env === undefined ? undefined : { ...process.env, ...env },
+      maxBuffer: 64 * 1024 * 1024,
+    });
     return stdout;
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: string };
@@ -228,9 +240,18 @@ async function buildInto(work: string, log: (m: string) => void): Promise<Manife
         "Debian's kernel package)",
     );
   }
-  log(`downloading ${kernelPkg} and qemu-guest-agent`);
+  log(`downloading ${kernelPkg}, qemu-guest-agent and dropbear-bin`);
   const kernel = await aptDownload(kernelPkg, debs);
   const agent = await aptDownload('qemu-guest-agent', debs);
+  const ssh: Record<string, string> = {};
+  const sshTree = join(tmp, 'ssh');
+  // The SSH server, the two libraries it links that a machine with the hypervisor packages lacks (the rest, libc,
+  // zlib, libcrypt and gmp, come from the host as qemu-ga's do), and OpenSSH's SFTP server, which scp uses.
+  for (const pkg of SSH_PACKAGES) {
+    const { deb, version } = await aptDownload(pkg, debs);
+    await tool('dpkg-deb', ['-x', deb, sshTree]);
+    ssh[pkg] = version;
+  }
   const kernelTree = join(tmp, 'kernel');
   const agentTree = join(tmp, 'agent');
   // Only the kernel image and the module tree are needed from the 70 MB package.
@@ -250,7 +271,7 @@ async function buildInto(work: string, log: (m: string) => void): Promise<Manife
   const rootfs = join(tmp, 'rootfs');
   const modulesDir = join(kernelTree, 'lib', 'modules', kernelRelease);
   const order = await moduleLoadOrder(modulesDir);
-  await assembleRootfs(rootfs, modulesDir, order, agentTree);
+  await assembleRootfs(rootfs, modulesDir, order, agentTree, sshTree);
   const kernelBoot = join(work, 'kernel-boot', 'boot');
   await mkdir(kernelBoot, { recursive: true });
   const vmlinuz = join(kernelTree, 'boot', `vmlinuz-${kernelRelease}`);
@@ -277,7 +298,12 @@ async function buildInto(work: string, log: (m: string) => void): Promise<Manife
   const busybox = (await tool('dpkg-query', ['-W', '-f=${Version}', 'busybox-static'])).trim();
   return {
     kernelRelease,
-    packages: { [kernelPkg]: kernel.version, 'qemu-guest-agent': agent.version, 'busybox-static': busybox },
+    packages: {
+      [kernelPkg]: kernel.version,
+      'qemu-guest-agent': agent.version,
+      ...ssh,
+      'busybox-static': busybox,
+    },
   };
 }
 
@@ -324,6 +350,7 @@ async function assembleRootfs(
   modulesDir: string,
   modules: string[],
   agentTree: string,
+  sshTree: string,
 ): Promise<void> {
   for (const d of [
     'bin',
@@ -340,6 +367,7 @@ async function assembleRootfs(
     'lib/modules',
     'lib64',
     'var',
+    'root',
   ]) {
     await mkdir(join(rootfs, d), { recursive: true });
   }
@@ -366,6 +394,7 @@ async function assembleRootfs(
     ['etc/hostname', 'testguest\n', 0o644],
     ['etc/passwd', 'root:x:0:0:root:/root:/bin/sh\n', 0o644],
     ['etc/group', 'root:x:0:\n', 0o644],
+    ['etc/shells', '/bin/sh\n', 0o644],
     ['etc/modules.order', modules.map((m) => basename(m)).join('\n') + '\n', 0o644],
   ];
   for (const [path, content, mode] of files) {
@@ -374,24 +403,42 @@ async function assembleRootfs(
   }
   for (const m of modules) await copyFile(join(modulesDir, m), join(rootfs, 'lib', 'modules', basename(m)));
 
-  // The guest agent and every library it links, at the same paths (the loader finds them there).
-  const qemuGa = join(agentTree, 'usr', 'sbin', 'qemu-ga');
-  await copyFile(qemuGa, join(rootfs, 'usr', 'sbin', 'qemu-ga'));
-  await chmod(join(rootfs, 'usr', 'sbin', 'qemu-ga'), 0o755);
-  for (const lib of parseLdd(await tool('ldd', [qemuGa]))) {
-    await mkdir(join(rootfs, dirname(lib)), { recursive: true });
-    await copyFile(lib, join(rootfs, lib));
+  // The guest agent, the SSH server and its key generator, each with every library it links, at the same paths
+  // (the loader finds them there).
+  await copyProgram(rootfs, agentTree, 'usr/sbin/qemu-ga');
+  await copyProgram(rootfs, sshTree, 'usr/sbin/dropbear');
+  await copyProgram(rootfs, sshTree, 'usr/bin/dropbearkey');
+  // dropbear runs the SFTP subsystem from /usr/lib/sftp-server; Debian's package links it there too.
+  await copyProgram(rootfs, sshTree, 'usr/lib/openssh/sftp-server');
+  await symlink('openssh/sftp-server', join(rootfs, 'usr', 'lib', 'sftp-server'));
+}
+
+/**
+ * Copies the program at `path` of an unpacked package tree into the rootfs, with every library it links: from the
+ * same tree where the tree has it, else from the host, each at its path in the guest.
+ */
+async function copyProgram(rootfs: string, tree: string, path: string): Promise<void> {
+  const program = join(tree, path);
+  await mkdir(dirname(join(rootfs, path)), { recursive: true });
+  await copyFile(program, join(rootfs, path));
+  await chmod(join(rootfs, path), 0o755);
+  const treeLibs = join(tree, 'usr', 'lib', 'x86_64-linux-gnu');
+  const output = await tool('ldd', [program], undefined, { LD_LIBRARY_PATH: treeLibs });
+  for (const lib of parseLdd(output, basename(path))) {
+    const inGuest = lib.startsWith(`${tree}/`) ? lib.slice(tree.length) : lib;
+    await mkdir(join(rootfs, dirname(inGuest)), { recursive: true });
+    await copyFile(lib, join(rootfs, inGuest));
   }
 }
 
 /** The absolute library paths in ldd's output, the dynamic loader included. */
-export function parseLdd(output: string): string[] {
+export function parseLdd(output: string, program = 'qemu-ga'): string[] {
   const libs: string[] = [];
   for (const line of output.split('\n')) {
     const resolved = /=>\s*(\/\S+)/.exec(line)?.[1] ?? /^\s*(\/\S+)\s+\(/.exec(line)?.[1];
     if (resolved) libs.push(resolved);
     else if (/=>\s*not found/.test(line))
-      throw new Error(`test guest build: qemu-ga needs a library the host lacks: ${line.trim()}`);
+      throw new Error(`test guest build: ${program} needs a library the host lacks: ${line.trim()}`);
   }
   return libs;
 }

@@ -120,10 +120,21 @@ value() {
   sed -n "s/^$1:[[:space:]]*//p" "$2" | head -n 1 | sed -e 's/[[:space:]]*$//' -e 's/^"\\(.*\\)"$/\\1/' -e "s/^'\\(.*\\)'$/\\1/"
 }
 
+# The items of a top-level block list ("key:" then "  - item" lines) of the user-data, one a line, without quotes.
+items() {
+  [ -f "$2" ] || return 0
+  awk -v key="$1:" '
+    $0 ~ "^" key "[[:space:]]*$" { inlist = 1; next }
+    inlist && /^[[:space:]]*-[[:space:]]/ { sub(/^[[:space:]]*-[[:space:]]+/, ""); print; next }
+    inlist && /^[^[:space:]#]/ { inlist = 0 }
+  ' "$2" | sed -e 's/[[:space:]]*$//' -e 's/^"\\(.*\\)"$/\\1/' -e "s/^'\\(.*\\)'$/\\1/"
+}
+
 name=$(value hostname "$userdata")
 [ -n "$name" ] || name=$(value local-hostname /run/cidata/meta-data)
 [ -n "$name" ] || name=testguest
 hostname "$name"
+echo "$name" > /etc/hostname
 
 if [ -n "$userdata" ]; then
   marker=$(value marker "$userdata")
@@ -144,6 +155,33 @@ if [ -e /sys/class/net/eth0 ]; then
   mkdir -p /run/www
   echo "kubevirt-ts-guest $(hostname)" > /run/www/index.html
   httpd -p 80 -h /run/www && httpd -p 8080 -h /run/www && say "http servers on ports 80 and 8080"
+  # SSH: dropbear on port 22, root by key only (-s: no passwords), the keys from the user-data's
+  # ssh_authorized_keys list. The host key is made here, at boot, so no two guests share one. In the background:
+  # both programs wait for the kernel's random pool, which takes about a second after boot without an rng device,
+  # and the rest of the boot need not wait with them.
+  mkdir -p /etc/dropbear /root/.ssh
+  items ssh_authorized_keys "$userdata" > /root/.ssh/authorized_keys
+  chmod 600 /root/.ssh/authorized_keys
+  (
+    key=/etc/dropbear/dropbear_ed25519_host_key
+    if dropbearkey -t ed25519 -f $key >/run/dropbearkey.log 2>&1; then
+      # In the foreground (-F) of this background job, so that its log (-E) goes to a file, not a missing syslog.
+      dropbear -F -E -s -p 22 -r $key >/run/dropbear.log 2>&1 &
+      i=0
+      listening() { grep -q ':0016 0*:0000 0A' /proc/net/tcp /proc/net/tcp6 2>/dev/null; }
+      while [ $i -lt 100 ] && ! listening; do
+        sleep 0.1
+        i=$((i + 1))
+      done
+      if listening; then
+        say "ssh server on port 22: root, by key only ($(grep -c . /root/.ssh/authorized_keys) authorized keys)"
+      else
+        say "no ssh server: dropbear is not listening: $(tail -n 3 /run/dropbear.log)"
+      fi
+    else
+      say "no ssh server: dropbearkey failed: $(tail -n 3 /run/dropbearkey.log)"
+    fi
+  ) &
 else
   say "no network interface"
 fi
