@@ -155,8 +155,21 @@ export async function ensurePodBridge(node: NodeIdentity, range: PodRange): Prom
 }
 
 /**
- * A pod's network namespace with one veth to the node's pod bridge, its address and a default route. Replaces a
- * namespace of the same name left from an earlier attempt.
+ * The MAC of a pod's eth0, derived from its IPv4 address as OVN-Kubernetes does (0a:58 + the four address bytes).
+ * Pod addresses are reused as pods come and go; a random MAC per pod would leave the old pod's MAC in the neighbour
+ * tables of long-lived pods on the same node (virt-api dialing a VM's pod IP for port-forward), and their next
+ * connection to the address would time out until the stale entry is probed away.
+ */
+export function podMac(address: string): string {
+  const bytes = address.split('.').map(Number);
+  if (bytes.length !== 4 || bytes.some((b) => !Number.isInteger(b) || b < 0 || b > 255))
+    throw new Error(`not an IPv4 address: ${address}`);
+  return ['0a', '58', ...bytes.map((b) => b.toString(16).padStart(2, '0'))].join(':');
+}
+
+/**
+ * A pod's network namespace with one veth to the node's pod bridge, its address (and the MAC podMac derives from
+ * it) and a default route. Replaces a namespace of the same name left from an earlier attempt.
  */
 export async function createPodNetwork(
   node: NodeIdentity,
@@ -178,6 +191,8 @@ export async function createPodNetwork(
       'peer',
       'name',
       'eth0',
+      'address',
+      podMac(pod.address),
       'netns',
       pod.netns,
     ]);
