@@ -62,6 +62,8 @@ const SYMBOL: Record<FieldSupport, string> = {
 
 /** The deviations from KubeVirt that are deliberate for now, each with the reason. */
 export const DEVIATIONS: readonly string[] = [
+  '`network.defaultNetworkInterface: passt` in the KubeVirt CR gives a VMI without interfaces a `passtBinding` ' +
+    "interface; KubeVirt's defaulting knows only bridge, masquerade and the discontinued slirp there.",
   "`firmware.uuid` of a VM or VMI without one is derived from its name (KubeVirt's name-based UUID, the one its " +
     'VM controller gives older VMs) instead of being random, so defaulting stays a pure function; ' +
     '`firmware.serial` is not generated.',
