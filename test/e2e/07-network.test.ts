@@ -5,7 +5,6 @@
 // and `kubectl get vmi` its IP column; `virtctl expose vm` puts a Service in front of it that a pod reaches by its DNS
 // name (kube-proxy and CoreDNS in devcluster). Bridge: the guest takes over the pod's address and MAC (DHCP from the
 // launcher), every port reaches it. Bad network specs are refused by the webhook naming the field.
-import type { V1Pod } from '@kubernetes/client-node';
 import { eventually, useTestNamespace } from '@kubevirt-ts/devcluster/testing';
 import { TEST_GUEST_IMAGE } from '@kubevirt-ts/devcluster/stack';
 import { randomBytes } from 'node:crypto';
@@ -18,109 +17,26 @@ import {
   kubectl,
   kubectlOk,
   launcherPods,
-  SERVICES_NAMESPACE,
   virtctlOk,
   waitRunning,
   type Stack,
 } from './support/stack.ts';
+import {
+  firstInterface,
+  reportedInterface,
+  patchKubeVirtConfiguration,
+  podNetworkVm,
+  runClientPod,
+  runningPodIP,
+  serverDryRun,
+  shellPod,
+} from './support/network.ts';
 
 const ns = useTestNamespace('e2e-network');
 const VM = 'masq-vm';
 const TOKEN = `pod-server-token-${randomBytes(4).toString('hex')}`;
 let stack: Stack;
 let serverIP = '';
-
-/** A pod that runs `script` with the machine's tools (devcluster runs `node:24` pods on the host's files). */
-function shellPod(name: string, script: string): V1Pod {
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name },
-    spec: {
-      restartPolicy: 'Never',
-      terminationGracePeriodSeconds: 1,
-      containers: [{ name: 'main', image: 'node:24', command: ['sh', '-c', script] }],
-    },
-  };
-}
-
-async function podIP(name: string): Promise<string> {
-  return eventually(
-    async () => {
-      const pod = await stack.core.readNamespacedPod({ name, namespace: ns.name });
-      return pod.status?.phase === 'Running' && pod.status.podIP ? pod.status.podIP : undefined;
-    },
-    { timeoutMs: 120_000, intervalMs: 1_000, description: `pod ${name} running with an IP` },
-  );
-}
-
-/** Runs a client pod to completion and returns its log. */
-async function runClient(name: string, script: string, timeoutMs: number): Promise<string> {
-  await stack.core.createNamespacedPod({ namespace: ns.name, body: shellPod(name, script) });
-  await eventually(
-    async () => {
-      const pod = await stack.core.readNamespacedPod({ name, namespace: ns.name });
-      return pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed' ? true : undefined;
-    },
-    { timeoutMs, intervalMs: 2_000, description: `client pod ${name} to finish` },
-  );
-  return stack.core.readNamespacedPodLog({ name, namespace: ns.name });
-}
-
-interface StatusInterface {
-  name?: string;
-  mac?: string;
-  ipAddress?: string;
-  ipAddresses?: string[];
-  interfaceName?: string;
-  podInterfaceName?: string;
-  infoSource?: string;
-}
-
-/** The first entry of the VMI's status.interfaces. */
-async function firstInterface(name: string): Promise<StatusInterface | undefined> {
-  const vmi = (await stack.custom.getNamespacedCustomObject({
-    group: 'kubevirt.io',
-    version: 'v1',
-    namespace: ns.name,
-    plural: 'virtualmachineinstances',
-    name,
-  })) as { status?: { interfaces?: StatusInterface[] } };
-  return vmi.status?.interfaces?.[0];
-}
-
-/** A test-guest VM whose pod network interface has `binding` (and ports), with the token-fetching user-data. */
-function guestVm(name: string, binding: Record<string, unknown>): Record<string, unknown> {
-  const userData = fetchTokenScript();
-  return {
-    apiVersion: 'kubevirt.io/v1',
-    kind: 'VirtualMachine',
-    metadata: { name },
-    spec: {
-      runStrategy: 'Always',
-      template: {
-        spec: {
-          domain: {
-            resources: { requests: { memory: '256Mi' } },
-            devices: {
-              disks: [
-                { name: 'rootdisk', disk: { bus: 'virtio' } },
-                { name: 'cloudinitdisk', cdrom: { bus: 'sata' } },
-              ],
-              interfaces: [{ name: 'default', ...binding }],
-            },
-          },
-          networks: [{ name: 'default', pod: {} }],
-          terminationGracePeriodSeconds: 10,
-          volumes: [
-            { name: 'rootdisk', containerDisk: { image: TEST_GUEST_IMAGE } },
-            { name: 'cloudinitdisk', cloudInitNoCloud: { userData } },
-          ],
-        },
-      },
-    },
-  };
-}
 
 beforeAll(async () => {
   stack = await ensureStack();
@@ -131,7 +47,7 @@ beforeAll(async () => {
       `mkdir -p /tmp/www && echo ${TOKEN} > /tmp/www/index.html && exec busybox httpd -f -p 8000 -h /tmp/www`,
     ),
   });
-  serverIP = await podIP('pod-server');
+  serverIP = await runningPodIP(stack, ns.name, 'pod-server');
 }, E2E_HOOK_TIMEOUT_MS);
 
 /**
@@ -172,19 +88,15 @@ describe('masquerade binding on the pod network', { timeout: E2E_TEST_TIMEOUT_MS
     await kubectlOk(
       stack,
       ['apply', '-n', ns.name, '-f', '-'],
-      stringify(guestVm(VM, { masquerade: {}, ports: [{ name: 'http', port: 80 }] })),
+      stringify(
+        podNetworkVm(VM, { masquerade: {}, ports: [{ name: 'http', port: 80 }] }, fetchTokenScript()),
+      ),
     );
     const vmi = await waitRunning(stack, ns.name, VM);
     const [pod] = await launcherPods(stack, ns.name, vmi.metadata?.uid ?? '');
     vmPodIP = pod?.status?.podIP ?? '';
     expect(vmPodIP).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
-    const iface = await eventually(
-      async () => {
-        const first = await firstInterface(VM);
-        return first?.ipAddress ? first : undefined;
-      },
-      { timeoutMs: 60_000, intervalMs: 1_000, description: 'status.interfaces[0].ipAddress' },
-    );
+    const iface = await reportedInterface(stack, ns.name, VM);
     expect(iface).toMatchObject({
       name: 'default',
       ipAddress: vmPodIP,
@@ -200,7 +112,7 @@ describe('masquerade binding on the pod network', { timeout: E2E_TEST_TIMEOUT_MS
     // The guest boots under software emulation, takes its lease, starts httpd and fetches the token: wait for the
     // token to be served back through the forwarded port, then try the port that is not forwarded once.
     const script = probeScript(vmPodIP);
-    const log = await runClient('client', script, 420_000);
+    const log = await runClientPod(stack, ns.name, 'client', script, 420_000);
     expect(log).toContain(`port 80: ${TOKEN}`);
     expect(log).toContain('port 8080: closed');
     expect(log).not.toContain('port 8080: open');
@@ -208,7 +120,7 @@ describe('masquerade binding on the pod network', { timeout: E2E_TEST_TIMEOUT_MS
     // adds the guest's interface name.
     const iface = await eventually(
       async () => {
-        const first = await firstInterface(VM);
+        const first = await firstInterface(stack, ns.name, VM);
         return first?.infoSource === 'domain, guest-agent' ? first : undefined;
       },
       { timeoutMs: 180_000, intervalMs: 2_000, description: 'the guest agent to report the interface' },
@@ -239,7 +151,9 @@ describe('masquerade binding on the pod network', { timeout: E2E_TEST_TIMEOUT_MS
     // The guest already serves the token (previous test); wait only for the EndpointSlice to reach kube-proxy. The
     // full name first, then the short one through the pod's search domains.
     const fqdn = `${SERVICE}.${ns.name}.svc.cluster.local`;
-    const log = await runClient(
+    const log = await runClientPod(
+      stack,
+      ns.name,
       'service-client',
       [
         'for i in $(seq 1 60); do',
@@ -264,26 +178,20 @@ describe('bridge binding on the pod network', { timeout: E2E_TEST_TIMEOUT_MS }, 
     await kubectlOk(
       stack,
       ['apply', '-n', ns.name, '-f', '-'],
-      stringify(guestVm(BRIDGE_VM, { bridge: {} })),
+      stringify(podNetworkVm(BRIDGE_VM, { bridge: {} }, fetchTokenScript())),
     );
     const vmi = await waitRunning(stack, ns.name, BRIDGE_VM);
     const [pod] = await launcherPods(stack, ns.name, vmi.metadata?.uid ?? '');
     vmPodIP = pod?.status?.podIP ?? '';
     expect(vmPodIP).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
-    const iface = await eventually(
-      async () => {
-        const first = await firstInterface(BRIDGE_VM);
-        return first?.ipAddress ? first : undefined;
-      },
-      { timeoutMs: 60_000, intervalMs: 1_000, description: 'status.interfaces[0].ipAddress' },
-    );
+    const iface = await reportedInterface(stack, ns.name, BRIDGE_VM);
     expect(iface).toMatchObject({ name: 'default', ipAddress: vmPodIP, podInterfaceName: 'eth0' });
     // The guest took over the pod interface's MAC (the pod side got a locally administered one).
     expect(iface.mac).toMatch(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
   });
 
   it('another pod reaches the guest on the pod IP on every port, and the guest reached a pod', async () => {
-    const log = await runClient('bridge-client', probeScript(vmPodIP), 420_000);
+    const log = await runClientPod(stack, ns.name, 'bridge-client', probeScript(vmPodIP), 420_000);
     expect(log).toContain(`port 80: ${TOKEN}`);
     // No NAT and no port list: the guest's own 8080 answers too.
     expect(log).toMatch(/port 8080: open: kubevirt-ts-guest/);
@@ -347,25 +255,14 @@ describe('network spec validation', { timeout: E2E_TEST_TIMEOUT_MS }, () => {
     }
   });
   it('refuses the bridge binding where the cluster forbids it, and a VM that would get it by default, naming field and setting', async () => {
-    // The chart's KubeVirt CR (values kubevirt.name); every service watches it, the webhook included.
-    const cr = ['kubevirt', 'kubevirt', '-n', SERVICES_NAMESPACE];
     const setPermit = (value: boolean | null) =>
-      kubectlOk(stack, [
-        'patch',
-        ...cr,
-        '--type=merge',
-        '-p',
-        JSON.stringify({
-          spec: { configuration: { network: { permitBridgeInterfaceOnPodNetwork: value } } },
-        }),
-      ]);
+      patchKubeVirtConfiguration(stack, { network: { permitBridgeInterfaceOnPodNetwork: value } });
     const bridgeVmi = vmi(
       'bridge-forbidden',
       [{ name: 'default', bridge: {} }],
       [{ name: 'default', pod: {} }],
     );
-    const dryRun = (manifest: string) =>
-      kubectl(stack, ['apply', '--dry-run=server', '-n', ns.name, '-f', '-'], manifest);
+    const dryRun = (manifest: string) => serverDryRun(stack, ns.name, manifest);
     await setPermit(false);
     try {
       const refused = await eventually(

@@ -3,7 +3,6 @@
 // DHCP, another pod reaches the guest's web server on the pod IP through the one port the VMI lists but not through
 // another, the launcher pod carries no capability beyond what every launcher has, and the webhook refuses passt
 // where KubeVirt does (off the pod network; PasstBinding feature gate disabled), naming the field.
-import type { V1Pod } from '@kubernetes/client-node';
 import { eventually, useTestNamespace } from '@kubevirt-ts/devcluster/testing';
 import { TEST_GUEST_IMAGE } from '@kubevirt-ts/devcluster/stack';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -12,13 +11,18 @@ import {
   E2E_HOOK_TIMEOUT_MS,
   E2E_TEST_TIMEOUT_MS,
   ensureStack,
-  kubectl,
   kubectlOk,
   launcherPods,
-  SERVICES_NAMESPACE,
   waitRunning,
   type Stack,
 } from './support/stack.ts';
+import {
+  reportedInterface,
+  patchKubeVirtConfiguration,
+  podNetworkVm,
+  runClientPod,
+  serverDryRun,
+} from './support/network.ts';
 
 const ns = useTestNamespace('e2e-passt');
 const VM = 'passt-vm';
@@ -38,88 +42,15 @@ const USER_DATA = [
   '',
 ].join('\n');
 
-function passtVm(name: string): Record<string, unknown> {
-  return {
-    apiVersion: 'kubevirt.io/v1',
-    kind: 'VirtualMachine',
-    metadata: { name },
-    spec: {
-      runStrategy: 'Always',
-      template: {
-        spec: {
-          domain: {
-            resources: { requests: { memory: '256Mi' } },
-            devices: {
-              disks: [
-                { name: 'rootdisk', disk: { bus: 'virtio' } },
-                { name: 'cloudinitdisk', cdrom: { bus: 'sata' } },
-              ],
-              interfaces: [{ name: 'default', passtBinding: {}, ports: [{ name: 'http', port: 80 }] }],
-            },
-          },
-          networks: [{ name: 'default', pod: {} }],
-          terminationGracePeriodSeconds: 10,
-          volumes: [
-            { name: 'rootdisk', containerDisk: { image: TEST_GUEST_IMAGE } },
-            { name: 'cloudinitdisk', cloudInitNoCloud: { userData: USER_DATA } },
-          ],
-        },
-      },
-    },
-  };
-}
-
-/** A pod that runs `script` with the machine's tools (devcluster runs `node:24` pods on the host's files). */
-function shellPod(name: string, script: string): V1Pod {
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name },
-    spec: {
-      restartPolicy: 'Never',
-      terminationGracePeriodSeconds: 1,
-      containers: [{ name: 'main', image: 'node:24', command: ['sh', '-c', script] }],
-    },
-  };
-}
-
-/** Runs a client pod to completion and returns its log. */
-async function runClient(name: string, script: string, timeoutMs: number): Promise<string> {
-  await stack.core.createNamespacedPod({ namespace: ns.name, body: shellPod(name, script) });
-  await eventually(
-    async () => {
-      const pod = await stack.core.readNamespacedPod({ name, namespace: ns.name });
-      return pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed' ? true : undefined;
-    },
-    { timeoutMs, intervalMs: 2_000, description: `client pod ${name} to finish` },
-  );
-  return stack.core.readNamespacedPodLog({ name, namespace: ns.name });
-}
-
-interface StatusInterface {
-  name?: string;
-  mac?: string;
-  ipAddress?: string;
-  ipAddresses?: string[];
-  podInterfaceName?: string;
-}
-
-async function firstInterface(name: string): Promise<StatusInterface | undefined> {
-  const vmi = (await stack.custom.getNamespacedCustomObject({
-    group: 'kubevirt.io',
-    version: 'v1',
-    namespace: ns.name,
-    plural: 'virtualmachineinstances',
-    name,
-  })) as { status?: { interfaces?: StatusInterface[] } };
-  return vmi.status?.interfaces?.[0];
-}
-
 describe('passt binding on the pod network', { timeout: E2E_TEST_TIMEOUT_MS }, () => {
   let vmPodIP = '';
 
   it('a VM with a passtBinding interface runs in a launcher pod with no added capability, and its status shows the pod IP', async () => {
-    await kubectlOk(stack, ['apply', '-n', ns.name, '-f', '-'], stringify(passtVm(VM)));
+    await kubectlOk(
+      stack,
+      ['apply', '-n', ns.name, '-f', '-'],
+      stringify(podNetworkVm(VM, { passtBinding: {}, ports: [{ name: 'http', port: 80 }] }, USER_DATA)),
+    );
     const vmi = await waitRunning(stack, ns.name, VM);
     const [pod] = await launcherPods(stack, ns.name, vmi.metadata?.uid ?? '');
     vmPodIP = pod?.status?.podIP ?? '';
@@ -132,13 +63,7 @@ describe('passt binding on the pod network', { timeout: E2E_TEST_TIMEOUT_MS }, (
       for (const cap of sc?.capabilities?.add ?? [])
         expect(LAUNCHER_CAPABILITIES, container.name).toContain(cap);
     }
-    const iface = await eventually(
-      async () => {
-        const first = await firstInterface(VM);
-        return first?.ipAddress ? first : undefined;
-      },
-      { timeoutMs: 60_000, intervalMs: 1_000, description: 'status.interfaces[0].ipAddress' },
-    );
+    const iface = await reportedInterface(stack, ns.name, VM);
     expect(iface).toMatchObject({
       name: 'default',
       ipAddress: vmPodIP,
@@ -160,7 +85,7 @@ describe('passt binding on the pod network', { timeout: E2E_TEST_TIMEOUT_MS }, (
       '[ -n "$ok" ] && echo "port 80: $out" || echo "port 80: unreachable: $out"',
       `if out=$(curl -fsS -m 5 http://${vmPodIP}:8080/ 2>&1); then echo "port 8080: open: $out"; else echo "port 8080: closed: $out"; fi`,
     ].join('\n');
-    const log = await runClient('passt-client', script, 480_000);
+    const log = await runClientPod(stack, ns.name, 'passt-client', script, 480_000);
     expect(log).toMatch(new RegExp(`port 80: ${vmPodIP.replaceAll('.', '\\.')}/\\d+`));
     expect(log).toContain('port 8080: closed');
     expect(log).not.toContain('port 8080: open');
@@ -186,8 +111,7 @@ describe('passt binding validation', { timeout: E2E_TEST_TIMEOUT_MS }, () => {
       },
     });
   }
-  const dryRun = (manifest: string) =>
-    kubectl(stack, ['apply', '--dry-run=server', '-n', ns.name, '-f', '-'], manifest);
+  const dryRun = (manifest: string) => serverDryRun(stack, ns.name, manifest);
 
   it('refuses passt off the pod network, naming the field', async () => {
     const r = await dryRun(vmi('passt-no-pod', {}));
@@ -199,17 +123,8 @@ describe('passt binding validation', { timeout: E2E_TEST_TIMEOUT_MS }, () => {
   });
 
   it('refuses passt while the cluster disables the PasstBinding feature gate, and accepts it again after', async () => {
-    const cr = ['kubevirt', 'kubevirt', '-n', SERVICES_NAMESPACE];
     const setDisabled = (value: string[] | null) =>
-      kubectlOk(stack, [
-        'patch',
-        ...cr,
-        '--type=merge',
-        '-p',
-        JSON.stringify({
-          spec: { configuration: { developerConfiguration: { disabledFeatureGates: value } } },
-        }),
-      ]);
+      patchKubeVirtConfiguration(stack, { developerConfiguration: { disabledFeatureGates: value } });
     const manifest = vmi('passt-gated', { pod: {} });
     expect((await dryRun(manifest)).code).toBe(0);
     await setDisabled(['PasstBinding']);

@@ -10,7 +10,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { AuthorizationV1Api } from '@kubernetes/client-node';
 import { eventually, useTestNamespace } from '@kubevirt-ts/devcluster/testing';
-import { runVirtctl, TEST_GUEST_IMAGE } from '@kubevirt-ts/devcluster/stack';
+import { runVirtctl } from '@kubevirt-ts/devcluster/stack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import {
@@ -26,6 +26,7 @@ import {
   waitRunning,
   type Stack,
 } from './support/stack.ts';
+import { podNetworkVm } from './support/network.ts';
 
 const ns = useTestNamespace('e2e-portforward');
 const VM = 'pf-vm';
@@ -35,39 +36,12 @@ let stack: Stack;
 const children: ChildProcess[] = [];
 
 /** The test guest with a masquerade interface that forwards only port 80 (its httpd also listens on 8080). */
-function masqueradeVm(): Record<string, unknown> {
-  return {
-    apiVersion: 'kubevirt.io/v1',
-    kind: 'VirtualMachine',
-    metadata: { name: VM },
-    spec: {
-      runStrategy: 'Always',
-      template: {
-        spec: {
-          domain: {
-            resources: { requests: { memory: '256Mi' } },
-            devices: {
-              disks: [
-                { name: 'rootdisk', disk: { bus: 'virtio' } },
-                { name: 'cloudinitdisk', cdrom: { bus: 'sata' } },
-              ],
-              interfaces: [{ name: 'default', masquerade: {}, ports: [{ name: 'http', port: 80 }] }],
-            },
-          },
-          networks: [{ name: 'default', pod: {} }],
-          terminationGracePeriodSeconds: 10,
-          volumes: [
-            { name: 'rootdisk', containerDisk: { image: TEST_GUEST_IMAGE } },
-            {
-              name: 'cloudinitdisk',
-              cloudInitNoCloud: { userData: `#cloud-config\nhostname: ${HOSTNAME}\n` },
-            },
-          ],
-        },
-      },
-    },
-  };
-}
+const masqueradeVm = () =>
+  podNetworkVm(
+    VM,
+    { masquerade: {}, ports: [{ name: 'http', port: 80 }] },
+    `#cloud-config\nhostname: ${HOSTNAME}\n`,
+  );
 
 /** `virtctl port-forward ARGS` left running: what it printed so far, and how to stop it. */
 function startPortForward(args: string[]): { child: ChildProcess; out: () => string; err: () => string } {

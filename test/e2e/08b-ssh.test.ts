@@ -11,7 +11,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { eventually, useTestNamespace } from '@kubevirt-ts/devcluster/testing';
-import { TEST_GUEST_IMAGE } from '@kubevirt-ts/devcluster/stack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import {
@@ -26,6 +25,7 @@ import {
   type CommandResult,
   type Stack,
 } from './support/stack.ts';
+import { podNetworkVm } from './support/network.ts';
 
 const ns = useTestNamespace('e2e-ssh');
 const VM = 'ssh-vm';
@@ -46,34 +46,7 @@ const CLIENT_OPTIONS = [
 
 function sshVm(publicKey: string): Record<string, unknown> {
   const userData = ['#cloud-config', `hostname: ${HOSTNAME}`, 'ssh_authorized_keys:', `  - ${publicKey}`, ''];
-  return {
-    apiVersion: 'kubevirt.io/v1',
-    kind: 'VirtualMachine',
-    metadata: { name: VM },
-    spec: {
-      runStrategy: 'Always',
-      template: {
-        spec: {
-          domain: {
-            resources: { requests: { memory: '256Mi' } },
-            devices: {
-              disks: [
-                { name: 'rootdisk', disk: { bus: 'virtio' } },
-                { name: 'cloudinitdisk', cdrom: { bus: 'sata' } },
-              ],
-              interfaces: [{ name: 'default', masquerade: {} }],
-            },
-          },
-          networks: [{ name: 'default', pod: {} }],
-          terminationGracePeriodSeconds: 10,
-          volumes: [
-            { name: 'rootdisk', containerDisk: { image: TEST_GUEST_IMAGE } },
-            { name: 'cloudinitdisk', cloudInitNoCloud: { userData: userData.join('\n') } },
-          ],
-        },
-      },
-    },
-  };
+  return podNetworkVm(VM, { masquerade: {} }, userData.join('\n'));
 }
 
 /** The machine's ssh client, straight to an address; resolves with its exit code and output. */

@@ -159,7 +159,11 @@ async function readVMI(name: string): Promise<VirtualMachineInstance> {
  * A VMI in the state virt-handler reports once its guest runs on our stand-in node: created by the user, its
  * status written with virt-handler's identity (our webhook reverts anyone else's status edits).
  */
-async function runningVMI(name: string, conditions: { type: string; status: string }[] = []) {
+async function runningVMI(
+  name: string,
+  conditions: { type: string; status: string }[] = [],
+  extra: { spec?: Record<string, unknown>; status?: Record<string, unknown> } = {},
+) {
   await custom().createNamespacedCustomObject({
     ...group,
     namespace: ns.name,
@@ -168,7 +172,7 @@ async function runningVMI(name: string, conditions: { type: string; status: stri
       apiVersion: 'kubevirt.io/v1',
       kind: 'VirtualMachineInstance',
       metadata: { name },
-      spec: vmiSpec(),
+      spec: extra.spec ?? vmiSpec(),
     },
   });
   const asHandler = new KubeConfig();
@@ -179,7 +183,7 @@ async function runningVMI(name: string, conditions: { type: string; status: stri
       namespace: ns.name,
       plural: 'virtualmachineinstances',
       name,
-      body: { status: { phase: 'Running', nodeName, conditions } },
+      body: { status: { phase: 'Running', nodeName, conditions, ...extra.status } },
     },
     mergePatchOptions(),
   );
@@ -898,49 +902,18 @@ describe('port-forward: virt-api dials the VMI’s pod address itself', () => {
     });
     await new Promise<void>((resolve) => guest.listen(0, '127.0.0.1', resolve));
     guestPort = (guest.address() as net.AddressInfo).port;
-    await custom().createNamespacedCustomObject({
-      ...group,
-      namespace: ns.name,
-      plural: 'virtualmachineinstances',
-      body: {
-        apiVersion: 'kubevirt.io/v1',
-        kind: 'VirtualMachineInstance',
-        metadata: { name: 'pf-guest' },
-        spec: {
-          ...vmiSpec(),
-          domain: {
-            ...vmiSpec().domain,
-            devices: { ...vmiSpec().domain.devices, interfaces: [{ name: 'default', masquerade: {} }] },
-          },
-          networks: [{ name: 'default', pod: {} }],
+    // The address virt-handler would report for the pod network: here the test's own guest stand-in.
+    await runningVMI('pf-guest', [], {
+      spec: {
+        ...vmiSpec(),
+        domain: {
+          ...vmiSpec().domain,
+          devices: { ...vmiSpec().domain.devices, interfaces: [{ name: 'default', masquerade: {} }] },
         },
+        networks: [{ name: 'default', pod: {} }],
       },
+      status: { interfaces: [{ name: 'default', ipAddress: '127.0.0.1', ipAddresses: ['127.0.0.1'] }] },
     });
-    const asHandler = new KubeConfig();
-    asHandler.loadFromFile(state.kubeconfigs.services['virt-handler'] ?? '');
-    await asHandler.makeApiClient(CustomObjectsApi).patchNamespacedCustomObject(
-      {
-        ...group,
-        namespace: ns.name,
-        plural: 'virtualmachineinstances',
-        name: 'pf-guest',
-        body: {
-          status: {
-            phase: 'Running',
-            nodeName,
-            interfaces: [{ name: 'default', ipAddress: '127.0.0.1', ipAddresses: ['127.0.0.1'] }],
-          },
-        },
-      },
-      mergePatchOptions(),
-    );
-    await eventually(
-      async () => ((await readVMI('pf-guest')).status?.interfaces?.length ? true : undefined),
-      {
-        timeoutMs: 30_000,
-        description: 'VMI pf-guest to report its pod address',
-      },
-    );
   });
 
   afterAll(() => new Promise<void>((resolve) => guest.close(() => resolve())));
