@@ -475,6 +475,8 @@ async function demo(options: DemoOptions): Promise<number> {
       '  kubectl get vm,vmi -o wide',
       "  # the guest's web server from a pod of your own:",
       ...reachCommands(ip).map((c) => `  ${c}`),
+      "  # the same page on this machine, through the API server (virt-api's portforward; Ctrl+C ends it):",
+      `  ${virtctl} port-forward vm/${DEMO_VM.name} 8080:80   # then http://127.0.0.1:8080/`,
       '  # the console (Ctrl+] leaves it), then a graceful stop:',
       `  ${virtctl} console ${DEMO_VM.name}`,
       `  ${virtctl} stop ${DEMO_VM.name}`,
