@@ -1,6 +1,6 @@
 // passt's command line: the ports KubeVirt's converter forwards, and the paths and user the launcher gives passt.
 import { describe, expect, it } from 'vitest';
-import { passtArgs, passtPaths, passtPortArgs } from './passt.ts';
+import { passtArgs, passtFailureDetail, passtPaths, passtPortArgs } from './passt.ts';
 
 describe('passtPortArgs', () => {
   it('forwards every TCP and UDP port when the interface lists none', () => {
@@ -46,5 +46,27 @@ describe('passtArgs', () => {
       '--udp-ports',
       'none',
     ]);
+  });
+});
+
+describe('passtFailureDetail', () => {
+  it('reads the same for the same failure, whatever the elapsed time passt stamps on its lines', () => {
+    const first = passtFailureDetail(
+      ["Couldn't create user namespace: Operation not permitted"],
+      '0.0012: UNIX domain socket bound at /x/passt.socket\n0.0031: Failed to sandbox process, exiting\n',
+    );
+    const second = passtFailureDetail(
+      ["Couldn't create user namespace: Operation not permitted"],
+      '0.0009: UNIX domain socket bound at /x/passt.socket\n0.0047: Failed to sandbox process, exiting\n',
+    );
+    expect(first).toBe(second);
+    expect(first).toBe(
+      "Couldn't create user namespace: Operation not permitted | UNIX domain socket bound at /x/passt.socket | Failed to sandbox process, exiting",
+    );
+  });
+
+  it('keeps the last three log lines and skips empty ones', () => {
+    expect(passtFailureDetail([], '1.0: a\n2.0: b\n3.0: c\n4.0: d\n')).toBe('b | c | d');
+    expect(passtFailureDetail(['  ', 'x'], '')).toBe('x');
   });
 });

@@ -45,6 +45,20 @@ export function passtPaths(privateDir: string): PasstPaths {
 }
 
 /**
+ * What passt said before it exited, for the Sync error: its output and the last lines of its log, without the
+ * elapsed-time prefix passt puts on each line ("0.0021: "). The same failure must read the same every time: the
+ * handler writes the message into the VMI's Synchronized condition and a SyncFailed event, and a message that
+ * changes on each attempt would make each attempt write the VMI again (and record another event).
+ */
+export function passtFailureDetail(output: string[], logText: string): string {
+  const lines = [...output, ...logText.trim().split('\n').slice(-3)];
+  return lines
+    .map((l) => l.replace(/^\s*\d+\.\d+:\s*/, '').trim())
+    .filter((l) => l !== '')
+    .join(' | ');
+}
+
+/**
  * passt's port options for an interface, as KubeVirt's converter decides them: the listed ports by protocol (TCP
  * when none is named), and every TCP and UDP port when the interface lists none.
  */
@@ -187,7 +201,7 @@ export class Passt {
       if (child.exitCode !== null || child.signalCode !== null) {
         const logText = await readFile(this.#paths.log, 'utf8').catch(() => '');
         throw new PasstError(
-          `passt exited before it served the guest (${child.exitCode ?? child.signalCode}): ${[...recent, ...logText.trim().split('\n').slice(-3)].join(' | ')}`,
+          `passt exited before it served the guest (${child.exitCode ?? child.signalCode}): ${passtFailureDetail(recent, logText)}`,
         );
       }
       if (await isSocket(this.#paths.socket)) break;
