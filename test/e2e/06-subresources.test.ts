@@ -6,7 +6,7 @@
 // the console still opening and reaching the guest after a forced rotation of the CA and with it every certificate
 // of virt-api and virt-handler; refused requests (409 with a reason); and `virtctl start --paused`.
 import { randomBytes, X509Certificate } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
-import { eventually, useTestNamespace } from '@kubevirt-ts/devcluster/testing';
+import { eventually, serviceAccountKubeconfig, useTestNamespace } from '@kubevirt-ts/devcluster/testing';
 import { ConsoleSession } from '@kubevirt-ts/devcluster/stack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -279,10 +279,7 @@ function servedCertificate(host: string, port: number): Promise<X509Certificate>
 
 async function viewerKubeconfigFile(): Promise<string> {
   const account = 'viewer';
-  await stack.core.createNamespacedServiceAccount({
-    namespace: ns.name,
-    body: { metadata: { name: account } },
-  });
+  const file = await serviceAccountKubeconfig(stack.kc, ns.name, account, join(tmp, 'viewer.kubeconfig'));
   await kubectlOk(stack, [
     'create',
     'rolebinding',
@@ -292,32 +289,6 @@ async function viewerKubeconfigFile(): Promise<string> {
     '-n',
     ns.name,
   ]);
-  const token = await stack.core.createNamespacedServiceAccountToken({
-    name: account,
-    namespace: ns.name,
-    body: { spec: { expirationSeconds: 3600 } },
-  });
-  const opts = await httpsOptions();
-  const file = join(tmp, 'viewer.kubeconfig');
-  writeFileSync(
-    file,
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [
-        {
-          name: 'devcluster',
-          cluster: {
-            server: stack.kc.getCurrentCluster()?.server,
-            'certificate-authority-data': Buffer.from(String(opts.ca)).toString('base64'),
-          },
-        },
-      ],
-      users: [{ name: account, user: { token: token.status?.token } }],
-      contexts: [{ name: account, context: { cluster: 'devcluster', user: account, namespace: ns.name } }],
-      'current-context': account,
-    }),
-  );
   return file;
 }
 

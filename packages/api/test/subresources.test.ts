@@ -15,7 +15,7 @@
 // path against the real handler with a booted guest belongs to the e2e suite.
 import { spawn } from 'node:child_process';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
@@ -32,7 +32,13 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import { expose, type ClusterState } from '@kubevirt-ts/devcluster';
-import { devclusterState, eventually, kubeRequest, useTestNamespace } from '@kubevirt-ts/devcluster/testing';
+import {
+  devclusterState,
+  eventually,
+  kubeRequest,
+  serviceAccountKubeconfig,
+  useTestNamespace,
+} from '@kubevirt-ts/devcluster/testing';
 import { serveHandler, type RunningServer } from '@kubevirt-ts/proto';
 import { Controllers } from '@kubevirt-ts/controller';
 import { materialFromSecret, mergePatchOptions, silentLogger } from '@kubevirt-ts/runtime';
@@ -88,19 +94,26 @@ interface Run {
   stderr: string;
 }
 
-/** virtctl as a user runs it: node with the source condition, its own process, a kubeconfig. */
-function virtctl(args: string[], as: keyof typeof kubeconfigs = 'admin'): Promise<Run> {
+/**
+ * virtctl as a user runs it: node with the source condition, its own process, a kubeconfig; `input`, when given,
+ * is written to its stdin, which is then closed.
+ */
+function virtctl(args: string[], as: keyof typeof kubeconfigs = 'admin', input?: string): Promise<Run> {
   return new Promise((resolve) => {
     const child = spawn(
       process.execPath,
       ['--conditions=@kubevirt-ts/source', VIRTCTL, ...args, '-n', ns.name, '--kubeconfig', kubeconfigs[as]],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KUBECONFIG: '' } },
+      {
+        stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+        env: { ...process.env, KUBECONFIG: '' },
+      },
     );
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
     child.on('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    if (input !== undefined) child.stdin?.end(input);
   });
 }
 
@@ -197,37 +210,8 @@ async function runningVMI(
 }
 
 /** A kubeconfig for a ServiceAccount of the test namespace, with a token from the TokenRequest API. */
-async function userKubeconfig(account: string): Promise<string> {
-  await core().createNamespacedServiceAccount({ namespace: ns.name, body: { metadata: { name: account } } });
-  const token = await core().createNamespacedServiceAccountToken({
-    name: account,
-    namespace: ns.name,
-    body: { spec: { expirationSeconds: 3600 } },
-  });
-  const cluster = kc.getCurrentCluster();
-  const opts: https.RequestOptions = {};
-  await kc.applyToHTTPSOptions(opts);
-  const file = path.join(tmp, `${account}.kubeconfig`);
-  writeFileSync(
-    file,
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [
-        {
-          name: 'devcluster',
-          cluster: {
-            server: cluster?.server,
-            'certificate-authority-data': Buffer.from(String(opts.ca)).toString('base64'),
-          },
-        },
-      ],
-      users: [{ name: account, user: { token: token.status?.token } }],
-      contexts: [{ name: account, context: { cluster: 'devcluster', user: account, namespace: ns.name } }],
-      'current-context': account,
-    }),
-  );
-  return file;
+function userKubeconfig(account: string): Promise<string> {
+  return serviceAccountKubeconfig(kc, ns.name, account, path.join(tmp, `${account}.kubeconfig`));
 }
 
 async function readSecretMaterial(name: string) {
@@ -919,29 +903,8 @@ describe('port-forward: virt-api dials the VMI’s pod address itself', () => {
   afterAll(() => new Promise<void>((resolve) => guest.close(() => resolve())));
 
   /** `virtctl port-forward --stdio` with `input` on stdin, until the guest ends the connection. */
-  function stdio(args: string[], input: string, as: keyof typeof kubeconfigs = 'admin'): Promise<Run> {
-    return new Promise((resolve) => {
-      const child = spawn(
-        process.execPath,
-        [
-          '--conditions=@kubevirt-ts/source',
-          VIRTCTL,
-          'port-forward',
-          '--stdio=true',
-          ...args,
-          '--kubeconfig',
-          kubeconfigs[as],
-        ],
-        { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, KUBECONFIG: '' } },
-      );
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-      child.on('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-      child.stdin.end(input);
-    });
-  }
+  const stdio = (args: string[], input: string, as: keyof typeof kubeconfigs = 'admin') =>
+    virtctl(['port-forward', '--stdio=true', ...args], as, input);
 
   it('virtctl port-forward --stdio carries bytes through the aggregator, virt-api and its own dial', async () => {
     const run = await stdio([`vmi/pf-guest.${ns.name}`, String(guestPort)], 'ping\nbye\n');

@@ -2,6 +2,8 @@
 // `make integration` does), which sets KUBECONFIG, KUBEVIRT_TS_DEVCLUSTER_STATE and KUBEVIRT_TS_INTEGRATION=1.
 // Import from '@kubevirt-ts/devcluster/testing' (it uses vitest's hooks, so only in test files).
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import type { RequestOptions } from 'node:https';
 import { ApiException, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll } from 'vitest';
 import { eventually, kubeConfigFromEnv } from './harness.ts';
@@ -67,4 +69,46 @@ export function useTestNamespace(prefix = 'test'): TestNamespace {
     }
   });
   return handle;
+}
+
+/**
+ * Creates ServiceAccount `account` in `namespace` and writes a kubeconfig that acts as it (a one-hour token from the
+ * TokenRequest API, the cluster's address and CA from `kc`, `namespace` as the context's default) to `file`; returns
+ * `file`. What a test needs to call the API as a user with only the rights it then binds to that account.
+ */
+export async function serviceAccountKubeconfig(
+  kc: KubeConfig,
+  namespace: string,
+  account: string,
+  file: string,
+): Promise<string> {
+  const core = kc.makeApiClient(CoreV1Api);
+  await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: account } } });
+  const token = await core.createNamespacedServiceAccountToken({
+    name: account,
+    namespace,
+    body: { spec: { expirationSeconds: 3600 } },
+  });
+  const tls: RequestOptions = {};
+  await kc.applyToHTTPSOptions(tls);
+  writeFileSync(
+    file,
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [
+        {
+          name: 'devcluster',
+          cluster: {
+            server: kc.getCurrentCluster()?.server,
+            'certificate-authority-data': Buffer.from(String(tls.ca)).toString('base64'),
+          },
+        },
+      ],
+      users: [{ name: account, user: { token: token.status?.token } }],
+      contexts: [{ name: account, context: { cluster: 'devcluster', user: account, namespace } }],
+      'current-context': account,
+    }),
+  );
+  return file;
 }

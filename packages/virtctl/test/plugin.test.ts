@@ -3,13 +3,12 @@
 // errors a user meets without the full stack are clear. (Start/stop/console through virt-api: packages/api/test.)
 import { execFile } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import type https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ApiregistrationV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { ApiregistrationV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { ClusterState } from '@kubevirt-ts/devcluster';
-import { devclusterState, useTestNamespace } from '@kubevirt-ts/devcluster/testing';
+import { devclusterState, serviceAccountKubeconfig, useTestNamespace } from '@kubevirt-ts/devcluster/testing';
 import { crdYaml } from '@kubevirt-ts/schema';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -68,35 +67,7 @@ beforeAll(async () => {
   );
   expect(applied.stderr).toBe('');
   // A user with no rights at all in the test namespace.
-  const core = kc.makeApiClient(CoreV1Api);
-  await core.createNamespacedServiceAccount({ namespace: ns.name, body: { metadata: { name: 'nobody' } } });
-  const token = await core.createNamespacedServiceAccountToken({
-    name: 'nobody',
-    namespace: ns.name,
-    body: { spec: { expirationSeconds: 3600 } },
-  });
-  const opts: https.RequestOptions = {};
-  await kc.applyToHTTPSOptions(opts);
-  nobody = path.join(tmp, 'nobody.kubeconfig');
-  writeFileSync(
-    nobody,
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [
-        {
-          name: 'devcluster',
-          cluster: {
-            server: kc.getCurrentCluster()?.server,
-            'certificate-authority-data': Buffer.from(String(opts.ca)).toString('base64'),
-          },
-        },
-      ],
-      users: [{ name: 'nobody', user: { token: token.status?.token } }],
-      contexts: [{ name: 'nobody', context: { cluster: 'devcluster', user: 'nobody', namespace: ns.name } }],
-      'current-context': 'nobody',
-    }),
-  );
+  nobody = await serviceAccountKubeconfig(kc, ns.name, 'nobody', path.join(tmp, 'nobody.kubeconfig'));
 }, 180_000);
 
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
