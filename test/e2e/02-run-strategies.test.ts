@@ -8,6 +8,7 @@ import {
   createObject,
   ensureStack,
   testVm,
+  waitFailedThenReplaced,
   waitReplacedAndRunning,
   waitRunning,
   type Stack,
@@ -97,14 +98,7 @@ describe('run strategies', { timeout: E2E_TEST_TIMEOUT_MS, concurrent: true }, (
     const first = await waitRunning(stack, ns.name, name);
     const uid = first.metadata?.uid ?? '';
     // The panicked VMI ends Failed before the VM controller replaces it.
-    await eventually(
-      async () => {
-        const vmi = await stack.vms.vmi(ns.name, name);
-        return vmi?.metadata?.uid !== uid || vmi?.status?.phase === 'Failed';
-      },
-      { timeoutMs: 120_000, intervalMs: 500, description: 'the panicked VMI to fail' },
-    );
-    const second = await waitReplacedAndRunning(stack, ns.name, name, uid);
+    const second = await waitFailedThenReplaced(stack, ns.name, name, uid, 'after its guest panicked');
     expect(second.metadata?.uid).not.toBe(uid);
   });
 });

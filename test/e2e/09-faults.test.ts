@@ -17,7 +17,7 @@ import {
   liveLauncherPods,
   testVm,
   virtctlOk,
-  waitReplacedAndRunning,
+  waitFailedThenReplaced,
   waitRunning,
   type Stack,
   E2E_HOOK_TIMEOUT_MS,
@@ -114,14 +114,7 @@ describe('faults', { timeout: E2E_TEST_TIMEOUT_MS }, () => {
     expect(init, 'the launcher container of the node agent').toBeGreaterThan(0);
     const launcher = launcherProcess(init ?? 0);
     process.kill(launcher, 'SIGKILL');
-    await eventually(
-      async () => {
-        const vmi = await stack.vms.vmi(ns.name, name);
-        return vmi?.metadata?.uid !== uid || vmi?.status?.phase === 'Failed';
-      },
-      { timeoutMs: 120_000, intervalMs: 500, description: 'the VMI to fail after its launcher was killed' },
-    );
-    const vmi = await waitReplacedAndRunning(stack, ns.name, name, uid);
+    const vmi = await waitFailedThenReplaced(stack, ns.name, name, uid, 'after its launcher was killed');
     uids.set(name, vmi.metadata?.uid ?? '');
     await eventually(async () => (await launcherPods(stack, ns.name, uid)).length === 0, {
       timeoutMs: 120_000,

@@ -202,6 +202,27 @@ export async function startNamedTestVm(stack: Stack, namespace: string, name: st
   return waitRunning(stack, namespace, name);
 }
 
+/**
+ * Waits for the VMI `uid` to end Failed (or to be replaced already, when the VM controller was quicker than the
+ * poll), then for its replacement to run; returns the replacement. `why` names the failure in the wait's message.
+ */
+export async function waitFailedThenReplaced(
+  stack: Stack,
+  namespace: string,
+  name: string,
+  uid: string,
+  why: string,
+): Promise<VmiView> {
+  await eventually(
+    async () => {
+      const vmi = await stack.vms.vmi(namespace, name);
+      return vmi?.metadata?.uid !== uid || vmi?.status?.phase === 'Failed';
+    },
+    { timeoutMs: 120_000, intervalMs: 500, description: `the VMI to fail ${why}` },
+  );
+  return waitReplacedAndRunning(stack, namespace, name, uid);
+}
+
 /** Waits for a VMI of that name whose uid differs from `oldUid`, Running. */
 export async function waitReplacedAndRunning(
   stack: Stack,
