@@ -4,7 +4,7 @@
 // processes run from source, so each node's kube-proxy carries 10.96.0.10:53 to it like any other Service.
 // CoreDNS watches Services, EndpointSlices and Namespaces with a client certificate of its own (`system:coredns`),
 // allowed by a ClusterRole with kubeadm's rules for CoreDNS and nothing more.
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   KubernetesObjectApi,
@@ -19,7 +19,7 @@ import {
 import { ENDPOINT_SLICE_MANAGER, FIELD_MANAGER } from './expose.ts';
 import { writeKubeconfig } from './kubeconfig.ts';
 import { componentLogFile, componentPidFile, NETWORK, PORTS, type StatePaths } from './layout.ts';
-import { issueCertificate, loadCertificateAuthority, pkiFiles } from './pki.ts';
+import { issueCertificate, readClusterCa } from './pki.ts';
 import type { ComponentSpec } from './spec.ts';
 
 export const COREDNS_COMPONENT = 'coredns';
@@ -63,9 +63,8 @@ export function corefile(kubeconfig: string): string {
 /** CoreDNS's certificate (from the cluster CA), kubeconfig and Corefile under the state dir's dns/. */
 export async function writeDnsFiles(paths: StatePaths, apiserverUrl: string): Promise<DnsFiles> {
   const files = dnsFiles(paths);
-  const pki = pkiFiles(paths.pki);
-  const caPem = await readFile(pki.ca.cert, 'utf8');
-  const ca = await loadCertificateAuthority(caPem, await readFile(pki.ca.key, 'utf8'));
+  const ca = await readClusterCa(paths.pki);
+  const caPem = ca.certPem;
   const client = await issueCertificate(ca, { commonName: COREDNS_USER, usage: 'client' });
   await mkdir(paths.dns, { recursive: true, mode: 0o700 });
   await writeKubeconfig(files.kubeconfig, {

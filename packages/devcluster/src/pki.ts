@@ -163,6 +163,12 @@ export async function loadCertificateAuthority(
   return { cert, certPem, keyPem, privateKey };
 }
 
+/** The cluster CA kept in a state dir's pki/ (written by `up`), to issue a component one more certificate. */
+export async function readClusterCa(pkiDir: string): Promise<CertificateAuthority> {
+  const { ca } = pkiFiles(pkiDir);
+  return loadCertificateAuthority(await readFile(ca.cert, 'utf8'), await readFile(ca.key, 'utf8'));
+}
+
 function extendedKeyUsages(usage: CertUsage): string[] {
   switch (usage) {
     case 'server':

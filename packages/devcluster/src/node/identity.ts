@@ -2,10 +2,10 @@
 // `system:node:<name>` in group `system:nodes` (so the API server's Node authorizer and the NodeRestriction
 // admission plugin treat the agent exactly like a kubelet), a kubeconfig using it, and the serving certificate of
 // the node's kubelet API (the node's address and name).
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { writeKubeconfig } from '../kubeconfig.ts';
-import { issueCertificate, loadCertificateAuthority, pkiFiles } from '../pki.ts';
+import { issueCertificate, readClusterCa } from '../pki.ts';
 import type { NodeIdentity, NodePaths } from './layout.ts';
 
 async function writeSecret(path: string, data: string): Promise<void> {
@@ -21,9 +21,8 @@ export async function writeNodeCredentials(
   paths: NodePaths,
   apiserverUrl: string,
 ): Promise<void> {
-  const files = pkiFiles(pkiDir);
-  const caPem = await readFile(files.ca.cert, 'utf8');
-  const ca = await loadCertificateAuthority(caPem, await readFile(files.ca.key, 'utf8'));
+  const ca = await readClusterCa(pkiDir);
+  const caPem = ca.certPem;
   const client = await issueCertificate(ca, {
     commonName: `system:node:${node.name}`,
     organizations: ['system:nodes'],

@@ -3,12 +3,12 @@
 // that namespace's nftables, where every packet of the node's pods passes (they route through the node's cbr0),
 // so ClusterIPs, NodePorts and the kube-dns Service work exactly as kube-proxy makes them work anywhere.
 // It authenticates as `system:kube-proxy`, which the API server's bootstrap policy binds to `system:node-proxier`.
-import { access, constants, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { access, constants, mkdir, rename, writeFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { DevclusterError } from '../errors.ts';
 import { writeKubeconfig } from '../kubeconfig.ts';
 import { componentLogFile, componentPidFile, NETWORK, PORTS, type StatePaths } from '../layout.ts';
-import { issueCertificate, loadCertificateAuthority, pkiFiles } from '../pki.ts';
+import { issueCertificate, readClusterCa } from '../pki.ts';
 import type { ComponentSpec } from '../spec.ts';
 import type { NodeIdentity, NodePaths } from './layout.ts';
 
@@ -56,9 +56,8 @@ export async function writeKubeProxyFiles(
   paths: NodePaths,
   apiserverUrl: string,
 ): Promise<void> {
-  const files = pkiFiles(pkiDir);
-  const caPem = await readFile(files.ca.cert, 'utf8');
-  const ca = await loadCertificateAuthority(caPem, await readFile(files.ca.key, 'utf8'));
+  const ca = await readClusterCa(pkiDir);
+  const caPem = ca.certPem;
   const client = await issueCertificate(ca, { commonName: KUBE_PROXY_USER, usage: 'client' });
   await mkdir(paths.kubeProxy.dir, { recursive: true, mode: 0o700 });
   await writeKubeconfig(paths.kubeProxy.kubeconfig, {
