@@ -4,18 +4,8 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import type { VirtualMachine, VirtualMachineInstance } from '@kubevirt-ts/schema';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SubresourceError } from './errors.ts';
 import { dialFailure, dialGuest, guestAddress, validateForPortForward, vmiOfVM } from './portforward.ts';
-
-function errorOf(fn: () => unknown): SubresourceError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof SubresourceError) return err;
-    throw err;
-  }
-  throw new Error('expected a SubresourceError');
-}
+import { errorOf } from './test-support.ts';
 
 function vmi(
   binding: Record<string, unknown> = { masquerade: {} },

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { SubresourceError } from './errors.ts';
 import {
   dryRunOptions,
   parseBody,
@@ -12,19 +11,10 @@ import {
   startOptions,
   stopOptions,
 } from './request.ts';
+import { errorOf } from './test-support.ts';
 
 const base = '/apis/subresources.kubevirt.io/v1/namespaces';
 const q = (s = '') => new URLSearchParams(s);
-
-function errorOf(fn: () => unknown): SubresourceError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof SubresourceError) return err;
-    throw err;
-  }
-  throw new Error('expected a SubresourceError');
-}
 
 describe('parseSubresourcePath', () => {
   it('reads namespace, resource, name and subresource', () => {

@@ -2,7 +2,6 @@
 // server applies JSON patches, so each case shows the resulting object, and the `test` ops that guard it.
 import type { RunStrategy, VirtualMachine, VirtualMachineInstance } from '@kubevirt-ts/schema';
 import { describe, expect, it } from 'vitest';
-import { SubresourceError } from './errors.ts';
 import {
   changeRequestPatch,
   planRestart,
@@ -11,7 +10,7 @@ import {
   runStrategyOf,
   type StateChangePlan,
 } from './state-change.ts';
-import { applyLikeApiServer } from './test-support.ts';
+import { applyLikeApiServer, errorOf } from './test-support.ts';
 
 function vm(spec: Partial<VirtualMachine['spec']> = {}, status?: VirtualMachine['status']): VirtualMachine {
   return {
@@ -34,16 +33,6 @@ function vmi(phase: string, extra: Partial<VirtualMachineInstance['spec']> = {})
 const strategy = (s: RunStrategy) => vm({ runStrategy: s });
 const dry = { dryRun: false };
 
-function refusal(fn: () => unknown): SubresourceError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof SubresourceError) return err;
-    throw err;
-  }
-  throw new Error('expected the request to be refused');
-}
-
 /** The VM after the plan's VM patch. */
 const after = (v: VirtualMachine, plan: StateChangePlan): VirtualMachine =>
   applyLikeApiServer(v, plan.vm.ops);
@@ -54,7 +43,7 @@ describe('runStrategyOf', () => {
     expect(runStrategyOf(vm({ running: false }))).toBe('Halted');
     expect(runStrategyOf(vm())).toBe('Halted');
     expect(runStrategyOf(strategy('Manual'))).toBe('Manual');
-    expect(refusal(() => runStrategyOf(vm({ running: true, runStrategy: 'Always' }))).code).toBe(500);
+    expect(errorOf(() => runStrategyOf(vm({ running: true, runStrategy: 'Always' }))).code).toBe(500);
   });
 });
 
@@ -142,7 +131,7 @@ describe('start', () => {
       ],
     ];
     for (const [v, i, message] of cases) {
-      const err = refusal(() => planStart(v, i, { paused: false, ...dry }));
+      const err = errorOf(() => planStart(v, i, { paused: false, ...dry }));
       expect(err.code, message).toBe(409);
       expect(err.reason).toBe('Conflict');
       expect(err.message).toContain('Operation cannot be fulfilled on virtualmachine.kubevirt.io "vm1": ');
@@ -222,7 +211,7 @@ describe('stop', () => {
       { action: 'Stop', uid: 'vmi-uid-1' },
     ]);
     for (const gracePeriod of [undefined, 180, 300]) {
-      const err = refusal(() => planStop(strategy('Halted'), stopping, { gracePeriod, ...dry }));
+      const err = errorOf(() => planStop(strategy('Halted'), stopping, { gracePeriod, ...dry }));
       expect(err.code).toBe(409);
       expect(err.message).toContain('Halted only supports manual stop requests with a shorter graceperiod');
     }
@@ -236,7 +225,7 @@ describe('stop', () => {
       [strategy('RerunOnFailure'), vmi('Failed')],
     ];
     for (const [v, i] of cases) {
-      const err = refusal(() => planStop(v, i, { gracePeriod: undefined, ...dry }));
+      const err = errorOf(() => planStop(v, i, { gracePeriod: undefined, ...dry }));
       expect(err.code).toBe(409);
       expect(err.message).toBe(
         'Operation cannot be fulfilled on virtualmachine.kubevirt.io "vm1": VM is not running',
@@ -276,7 +265,7 @@ describe('restart', () => {
       ],
     ];
     for (const [v, i, message] of cases) {
-      const err = refusal(() => planRestart(v, i, { gracePeriodSeconds: undefined, ...dry }));
+      const err = errorOf(() => planRestart(v, i, { gracePeriodSeconds: undefined, ...dry }));
       expect(err.code).toBe(409);
       expect(err.message).toContain(message);
     }

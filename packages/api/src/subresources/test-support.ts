@@ -4,7 +4,7 @@
 import type { JsonPatchOperation } from '@kubevirt-ts/runtime';
 import type { VirtualMachine, VirtualMachineInstance } from '@kubevirt-ts/schema';
 import jsonPatch from 'fast-json-patch';
-import { conflict, notFound } from './errors.ts';
+import { conflict, notFound, SubresourceError } from './errors.ts';
 import type { ObjectStore, PatchOptions } from './store.ts';
 
 function exists(doc: unknown, pointer: string): boolean {
@@ -93,4 +93,15 @@ export class MemoryStore implements ObjectStore {
     if (options.dryRun !== true) map.set(key, next);
     return Promise.resolve();
   }
+}
+
+/** The SubresourceError `fn` throws; fails the test if it throws nothing or something else. */
+export function errorOf(fn: () => unknown): SubresourceError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof SubresourceError) return err;
+    throw err;
+  }
+  throw new Error('expected a SubresourceError');
 }
