@@ -34,10 +34,13 @@ export interface PodNetworkOptions {
   log: Logger;
   /** /sys/class/net of this network namespace. */
   sysClassNet?: string;
-  /** The pod's private folder, where the handler leaves the pod network's cache. */
+  /** The pod's private folder, where the handler leaves the pod network's cache and passt keeps its files. */
   privateDir?: string;
   resolvConf?: string;
 }
+
+/** The launcher's --private-dir default (main.ts), as the launcher pod mounts it. */
+const DEFAULT_PRIVATE_DIR = '/var/run/kubevirt-private';
 
 async function exists(path: string): Promise<boolean> {
   return access(path).then(
@@ -115,7 +118,7 @@ export class PodNetwork {
       this.#guestMac = interfaceMac(vmi.metadata.uid, pod.iface);
       this.#passt ??= new Passt({
         log: this.#o.log,
-        privateDir: this.#o.privateDir ?? '/var/run/kubevirt-private',
+        privateDir: this.#o.privateDir ?? DEFAULT_PRIVATE_DIR,
       });
       try {
         await this.#passt.start(pod.iface);
@@ -142,7 +145,7 @@ export class PodNetwork {
     let lease: Lease | undefined;
     let mac = interfaceMac(vmi.metadata.uid, pod.iface);
     if (pod.binding === 'bridge') {
-      const file = join(this.#o.privateDir ?? '/var/run/kubevirt-private', POD_NETWORK_CACHE_FILE);
+      const file = join(this.#o.privateDir ?? DEFAULT_PRIVATE_DIR, POD_NETWORK_CACHE_FILE);
       const cache = await readFile(file, 'utf8')
         .then((t) => JSON.parse(t) as PodNetworkCache)
         .catch(() => undefined);
