@@ -248,6 +248,29 @@ export interface HandlerPodOptions {
   kubeconfig: string;
 }
 
+/** The chart's virt-handler DaemonSet pod template (`helm template`, useEmulation=true). */
+async function renderHandlerTemplate(
+  helm: string,
+  kubeconfig: string,
+): Promise<V1PodTemplateSpec & { spec: NonNullable<V1PodTemplateSpec['spec']> }> {
+  const rendered = parseAllDocuments(
+    await renderChart({
+      helm,
+      kubeconfig,
+      chartDir: chartDir(REPO_ROOT),
+      namespace: SERVICE_NAMESPACE,
+      set: { useEmulation: true },
+    }),
+  ).map((d) => d.toJS() as KubernetesObject & { spec?: { template?: V1PodTemplateSpec } });
+  const daemonSet = rendered.find((d) => d?.kind === 'DaemonSet' && d.metadata?.name === 'virt-handler');
+  const template = daemonSet?.spec?.template;
+  if (template?.spec === undefined)
+    throw new Error('the chart renders no virt-handler DaemonSet with a pod template');
+  return { ...template, spec: template.spec };
+}
+
+let renderedHandlerTemplate: ReturnType<typeof renderHandlerTemplate> | undefined;
+
 /** The repository's root, where the chart is. */
 const REPO_ROOT = join(import.meta.dirname, '..', '..', '..');
 
@@ -260,19 +283,9 @@ const REPO_ROOT = join(import.meta.dirname, '..', '..', '..');
  * are found.
  */
 export async function handlerPod(o: HandlerPodOptions): Promise<V1Pod> {
-  const rendered = parseAllDocuments(
-    await renderChart({
-      helm: o.helm,
-      kubeconfig: o.kubeconfig,
-      chartDir: chartDir(REPO_ROOT),
-      namespace: SERVICE_NAMESPACE,
-      set: { useEmulation: true },
-    }),
-  ).map((d) => d.toJS() as KubernetesObject & { spec?: { template?: V1PodTemplateSpec } });
-  const daemonSet = rendered.find((d) => d?.kind === 'DaemonSet' && d.metadata?.name === 'virt-handler');
-  const template = daemonSet?.spec?.template;
-  if (template?.spec === undefined)
-    throw new Error('the chart renders no virt-handler DaemonSet with a pod template');
+  // The chart does not change during a run: render it once, however often the suite restarts the handler.
+  renderedHandlerTemplate ??= renderHandlerTemplate(o.helm, o.kubeconfig);
+  const template = await renderedHandlerTemplate;
   const spec = structuredClone(template.spec);
   const container = spec.containers.find((c) => c.name === 'virt-handler');
   if (container === undefined)
