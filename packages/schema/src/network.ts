@@ -54,7 +54,7 @@ export interface PodNetworkCache {
   mtu?: number | undefined;
 }
 
-export type PodBinding = 'masquerade' | 'bridge' | 'passtBinding';
+export type PodBinding = (typeof IMPLEMENTED_POD_BINDINGS)[number];
 
 export interface PodInterface {
   /** Index in spec.domain.devices.interfaces. */
