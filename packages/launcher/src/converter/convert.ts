@@ -4,7 +4,8 @@
 // metadata in the kubevirt.io namespace, ua-<volume> aliases, SMBIOS identifying KubeVirt.
 import type { VMIDisk, VMIPanicDevice, VirtualMachineInstance } from '../vmi.ts';
 import { parseQuantity } from '../vmi.ts';
-import { interfaceMac, PASST_DIR, PASST_SOCKET, POD_NETWORK_TAP } from '@kubevirt-ts/schema/network';
+import { interfaceMac, POD_NETWORK_TAP } from '@kubevirt-ts/schema/network';
+import { passtPaths } from '../network/passt.ts';
 import { el, serialize } from './xml.ts';
 import type { XmlElement } from './xml.ts';
 
@@ -366,7 +367,7 @@ function passtArguments(
   };
   return [
     '-netdev',
-    `stream,id=${netdev},server=off,addr.type=unix,addr.path=${ctx.privateDir}/${PASST_DIR}/${PASST_SOCKET}`,
+    `stream,id=${netdev},server=off,addr.type=unix,addr.path=${passtPaths(ctx.privateDir).socket}`,
     '-device',
     JSON.stringify(device),
   ];
